@@ -1,1 +1,26 @@
+//! UPM Auto Publisher's webhook relay: a Cloudflare Worker that turns a signed GitHub push touching a
+//! UPM package's `package.json` into a `repository_dispatch` on the central repository.
+//!
+//! Each stage is a plain Rust module, compiled and tested natively; only `glue` (compiled for wasm32)
+//! touches the Workers runtime. The stages, in the order a delivery meets them:
+//! `read` → `verify` → `classify` → `filter` → `registry` → `dispatch` → `respond`, sequenced by
+//! `delivery` through the `platform` seam (GitHub, KV, clock).
 
+pub mod classify;
+pub mod config;
+pub mod delivery;
+pub mod dispatch;
+pub mod filter;
+pub mod github;
+pub mod model;
+pub mod platform;
+pub mod read;
+pub mod registry;
+pub mod respond;
+pub mod verify;
+
+#[cfg(test)]
+mod fixtures;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;

@@ -1,0 +1,179 @@
+//! The worker's configuration, read once per request from secrets and vars (names in README.md).
+
+use crate::filter::LoopGuard;
+use crate::model::RepoName;
+use crate::verify::WebhookSecrets;
+
+pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
+pub const DEFAULT_REGISTRY_PATH: &str = "config/repositories.json";
+/// About a minute: registry edits show up quickly without a GitHub request per delivery.
+pub const DEFAULT_REGISTRY_TTL_SECONDS: u64 = 60;
+
+pub struct Config {
+    pub secrets: WebhookSecrets,
+    pub github_token: Option<String>,
+    pub dispatch_repo: Option<RepoName>,
+    pub github_api: String,
+    pub registry_path: String,
+    pub registry_ttl_ms: u64,
+    pub dry_run: bool,
+    pub loop_guard: LoopGuard,
+    /// What is wrong with the configuration, by setting name; never a value.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of secret or var by name (blank counts as unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut problems = Vec::new();
+
+        let secrets = WebhookSecrets::parse(&get("WEBHOOK_SECRET").unwrap_or_default());
+        if secrets.is_empty() {
+            problems.push("WEBHOOK_SECRET is not set".to_string());
+        }
+        let dispatch_repo = match get("DISPATCH_REPO") {
+            None => {
+                problems
+                    .push("DISPATCH_REPO is not set (owner/name of the central repository)".into());
+                None
+            }
+            Some(value) => {
+                let parsed = RepoName::parse(&value);
+                if parsed.is_none() {
+                    problems.push("DISPATCH_REPO is not an owner/name".into());
+                }
+                parsed
+            }
+        };
+        let dry_run = match get("DRY_RUN").map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+            Some(_) => {
+                // Refusing to guess keeps a typo from sending real dispatches in a test environment.
+                problems.push("DRY_RUN must be true or false".into());
+                true
+            }
+        };
+        let github_token = get("GITHUB_TOKEN");
+        if github_token.is_none() && !dry_run {
+            problems.push("GITHUB_TOKEN is not set (or set DRY_RUN=true)".into());
+        }
+        let registry_ttl_ms = match get("REGISTRY_TTL_SECONDS") {
+            None => DEFAULT_REGISTRY_TTL_SECONDS * 1000,
+            Some(v) => match v.parse::<u64>() {
+                Ok(seconds) => seconds.saturating_mul(1000),
+                Err(_) => {
+                    problems.push("REGISTRY_TTL_SECONDS must be a whole number of seconds".into());
+                    DEFAULT_REGISTRY_TTL_SECONDS * 1000
+                }
+            },
+        };
+        let github_api = get("GITHUB_API")
+            .unwrap_or_else(|| DEFAULT_GITHUB_API.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        if !(github_api.starts_with("https://") || github_api.starts_with("http://")) {
+            problems.push("GITHUB_API must be an http(s) URL".into());
+        }
+
+        Config {
+            secrets,
+            github_token,
+            dispatch_repo,
+            github_api,
+            registry_path: get("REGISTRY_PATH")
+                .unwrap_or_else(|| DEFAULT_REGISTRY_PATH.to_string())
+                .trim_start_matches('/')
+                .to_string(),
+            registry_ttl_ms,
+            dry_run,
+            loop_guard: LoopGuard::parse(&get("IGNORE_SENDERS").unwrap_or_default()),
+            problems,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn a_complete_configuration_has_no_problems() {
+        let c = config(&[
+            ("WEBHOOK_SECRET", "a,b"),
+            ("GITHUB_TOKEN", "ghp_x"),
+            ("DISPATCH_REPO", "Studio/upm-auto-publisher"),
+            ("GITHUB_API", "http://127.0.0.1:9999/"),
+            ("REGISTRY_TTL_SECONDS", "5"),
+            ("IGNORE_SENDERS", "upm-bot[bot]"),
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.secrets.len(), 2);
+        assert_eq!(c.github_api, "http://127.0.0.1:9999");
+        assert_eq!(c.registry_path, "config/repositories.json");
+        assert_eq!(c.registry_ttl_ms, 5000);
+        assert!(!c.dry_run);
+        assert_eq!(
+            c.loop_guard.ignored_senders,
+            vec!["upm-bot[bot]".to_string()]
+        );
+    }
+
+    #[test]
+    fn defaults_and_dry_run_without_a_token() {
+        let c = config(&[
+            ("WEBHOOK_SECRET", "s"),
+            ("DISPATCH_REPO", "a/b"),
+            ("DRY_RUN", "TRUE"),
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert!(c.dry_run);
+        assert_eq!(c.github_api, DEFAULT_GITHUB_API);
+        assert_eq!(c.registry_ttl_ms, 60_000);
+    }
+
+    #[test]
+    fn problems_name_the_setting_never_the_value() {
+        let c = config(&[
+            ("DISPATCH_REPO", "not a repo"),
+            ("DRY_RUN", "maybe"),
+            ("REGISTRY_TTL_SECONDS", "soon"),
+            ("GITHUB_API", "ftp://x"),
+        ]);
+        let all = c.problems.join("; ");
+        for setting in [
+            "WEBHOOK_SECRET",
+            "DISPATCH_REPO",
+            "DRY_RUN",
+            "REGISTRY_TTL_SECONDS",
+            "GITHUB_API",
+        ] {
+            assert!(all.contains(setting), "{setting} missing from {all}");
+        }
+        assert!(!all.contains("not a repo") && !all.contains("maybe"));
+        assert!(
+            c.dry_run,
+            "an unreadable DRY_RUN must not send real dispatches"
+        );
+        let c = config(&[("WEBHOOK_SECRET", "s"), ("DISPATCH_REPO", "a/b")]);
+        assert_eq!(
+            c.problems,
+            vec!["GITHUB_TOKEN is not set (or set DRY_RUN=true)".to_string()]
+        );
+    }
+}

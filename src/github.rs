@@ -1,0 +1,140 @@
+//! The two GitHub REST requests the worker makes, decided here and sent through the `Platform`.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::config::Config;
+use crate::model::RepoName;
+use crate::platform::HttpRequest;
+
+/// RFC 3986 unreserved characters stay as they are in a path segment; everything else is escaped.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// GitHub rejects API requests without a User-Agent.
+const USER_AGENT: &str = concat!("upm-relay/", env!("CARGO_PKG_VERSION"));
+/// Pin the REST API version so a future default cannot change response shapes under us.
+const API_VERSION: &str = "2022-11-28";
+
+fn request(
+    config: &Config,
+    method: &'static str,
+    path: &str,
+    accept: &str,
+    body: Option<String>,
+) -> HttpRequest {
+    let mut headers = vec![
+        ("Accept", accept.to_string()),
+        ("User-Agent", USER_AGENT.to_string()),
+        ("X-GitHub-Api-Version", API_VERSION.to_string()),
+    ];
+    if let Some(token) = &config.github_token {
+        headers.push(("Authorization", format!("Bearer {token}")));
+    }
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json".to_string()));
+    }
+    HttpRequest {
+        method,
+        url: format!("{}{}", config.github_api, path),
+        headers,
+        body,
+    }
+}
+
+/// `GET /repos/{central}/contents/{path}` with the raw media type, so the body is the file itself
+/// (no base64 envelope, and files up to 100 MB instead of 1 MB).
+pub fn registry_file_request(config: &Config, central: &RepoName) -> HttpRequest {
+    let path = config
+        .registry_path
+        .split('/')
+        .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/");
+    request(
+        config,
+        "GET",
+        &format!("/repos/{}/contents/{path}", central.as_str()),
+        "application/vnd.github.raw+json",
+        None,
+    )
+}
+
+/// `POST /repos/{central}/dispatches`: GitHub answers 204 No Content when it accepts the event.
+pub fn dispatch_request(config: &Config, central: &RepoName, body: String) -> HttpRequest {
+    request(
+        config,
+        "POST",
+        &format!("/repos/{}/dispatches", central.as_str()),
+        "application/vnd.github+json",
+        Some(body),
+    )
+}
+
+/// GitHub's error bodies are `{"message": "...", "documentation_url": "..."}`; the message is what an
+/// operator needs to see. Bounded, because an unexpected HTML error page can be large.
+pub fn error_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        message: String,
+    }
+    let message = serde_json::from_str::<ErrorBody>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| body.trim().to_string());
+    crate::read::truncate_for_message(&message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn config(token: Option<&str>) -> Config {
+        Config::from_lookup(|name| match name {
+            "GITHUB_API" => Some("http://127.0.0.1:1/".into()),
+            "GITHUB_TOKEN" => token.map(str::to_string),
+            "REGISTRY_PATH" => Some("/config/my repos.json".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn requests_carry_what_github_requires() {
+        let central = RepoName::parse("Studio/Central").unwrap();
+        let req = dispatch_request(&config(Some("t0ken")), &central, "{}".into());
+        assert_eq!(req.method, "POST");
+        assert_eq!(
+            req.url,
+            "http://127.0.0.1:1/repos/Studio/Central/dispatches"
+        );
+        let header = |name| {
+            req.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("Authorization"), Some("Bearer t0ken"));
+        assert!(header("User-Agent").unwrap().starts_with("upm-relay/"));
+        assert_eq!(header("X-GitHub-Api-Version"), Some("2022-11-28"));
+        assert_eq!(header("Content-Type"), Some("application/json"));
+
+        let req = registry_file_request(&config(None), &central);
+        assert_eq!(
+            req.url,
+            "http://127.0.0.1:1/repos/Studio/Central/contents/config/my%20repos.json"
+        );
+        assert!(req.headers.iter().all(|(n, _)| *n != "Authorization"));
+        assert!(req.body.is_none());
+    }
+
+    #[test]
+    fn error_messages_are_extracted_and_bounded() {
+        assert_eq!(
+            error_message(r#"{"message":"Bad credentials","documentation_url":"x"}"#),
+            "Bad credentials"
+        );
+        assert!(error_message(&"<html>".repeat(1000)).chars().count() <= 65);
+    }
+}

@@ -1,0 +1,237 @@
+//! respond + log: every delivery ends in one `Reply`, which becomes one JSON response body and one JSON
+//! log line (what `wrangler tail` shows). Neither ever carries a secret or a stack trace.
+
+use serde::Serialize;
+
+/// What became of a delivery; the `outcome` field of the HTTP contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Dispatched,
+    Ignored,
+    Duplicate,
+    Rejected,
+    Failed,
+}
+
+/// The end of a delivery's path through the stages, with the HTTP status that tells GitHub whether to
+/// record it as delivered (2xx) or failed (anything else, which can then be redelivered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub status: u16,
+    pub outcome: Outcome,
+    pub reason: String,
+    /// Extra headers (`Allow` on a 405).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Stop {
+    fn new(status: u16, outcome: Outcome, reason: impl Into<String>) -> Stop {
+        Stop {
+            status,
+            outcome,
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ignored(reason: impl Into<String>) -> Stop {
+        Stop::new(200, Outcome::Ignored, reason)
+    }
+
+    pub fn bad_request(reason: impl Into<String>) -> Stop {
+        Stop::new(400, Outcome::Rejected, reason)
+    }
+
+    pub fn unauthorized(reason: impl Into<String>) -> Stop {
+        Stop::new(401, Outcome::Rejected, reason)
+    }
+
+    pub fn not_found() -> Stop {
+        Stop::new(
+            404,
+            Outcome::Rejected,
+            "not found: deliveries go to POST / (or /webhook)",
+        )
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Stop {
+        let mut stop = Stop::new(
+            405,
+            Outcome::Rejected,
+            format!("method not allowed (allowed: {allow})"),
+        );
+        stop.headers.push(("Allow", allow.to_string()));
+        stop
+    }
+
+    pub fn too_large(reason: impl Into<String>) -> Stop {
+        Stop::new(413, Outcome::Rejected, reason)
+    }
+
+    pub fn unsupported_media_type(reason: impl Into<String>) -> Stop {
+        Stop::new(415, Outcome::Rejected, reason)
+    }
+
+    /// GitHub (or the registry behind it) failed us after retries: a 502 makes GitHub record a failed
+    /// delivery that can be redelivered, so nothing is silently dropped.
+    pub fn upstream_failed(reason: impl Into<String>) -> Stop {
+        Stop::new(502, Outcome::Failed, reason)
+    }
+
+    /// The worker itself is misconfigured (e.g. no DISPATCH_REPO): a 500 so deliveries fail visibly.
+    pub fn misconfigured(reason: impl Into<String>) -> Stop {
+        Stop::new(500, Outcome::Failed, reason)
+    }
+}
+
+/// Facts about a delivery gathered on its way through the stages, for the response and the log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_sha: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// How many requests the dispatch took (1 when GitHub accepted the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+}
+
+/// The response body of the HTTP contract.
+#[derive(Serialize)]
+struct Body<'a> {
+    outcome: Outcome,
+    reason: &'a str,
+    #[serde(flatten)]
+    facts: &'a DeliveryFacts,
+}
+
+/// The one log line per delivery. `notes` carries what the operator should know but the sender need not
+/// (a stale registry copy served because GitHub failed, a retried dispatch).
+#[derive(Serialize)]
+struct LogLine<'a> {
+    level: &'static str,
+    msg: &'static str,
+    status: u16,
+    outcome: Outcome,
+    reason: &'a str,
+    #[serde(flatten)]
+    facts: &'a DeliveryFacts,
+    elapsed_ms: u64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
+}
+
+pub fn response_body(stop: &Stop, facts: &DeliveryFacts) -> String {
+    serde_json::to_string(&Body {
+        outcome: stop.outcome,
+        reason: &stop.reason,
+        facts,
+    })
+    .expect("the response body serialises")
+}
+
+pub fn log_line(stop: &Stop, facts: &DeliveryFacts, elapsed_ms: u64, notes: &[String]) -> String {
+    let level = match stop.status {
+        200..=299 if notes.is_empty() => "info",
+        200..=499 => "warn",
+        _ => "error",
+    };
+    serde_json::to_string(&LogLine {
+        level,
+        msg: "delivery",
+        status: stop.status,
+        outcome: stop.outcome,
+        reason: &stop.reason,
+        facts,
+        elapsed_ms,
+        notes,
+    })
+    .expect("the log line serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn body_follows_the_contract() {
+        let facts = DeliveryFacts {
+            delivery: Some("d-1".into()),
+            repository: Some("Studio/Core".into()),
+            ..DeliveryFacts::default()
+        };
+        let body: Value =
+            serde_json::from_str(&response_body(&Stop::ignored("tag push"), &facts)).unwrap();
+        assert_eq!(
+            body,
+            json!({"outcome": "ignored", "reason": "tag push", "delivery": "d-1", "repository": "Studio/Core"})
+        );
+    }
+
+    #[test]
+    fn statuses_match_the_contract() {
+        let cases = [
+            (Stop::ignored("x"), 200, Outcome::Ignored),
+            (Stop::bad_request("x"), 400, Outcome::Rejected),
+            (Stop::unauthorized("x"), 401, Outcome::Rejected),
+            (Stop::not_found(), 404, Outcome::Rejected),
+            (Stop::method_not_allowed("POST"), 405, Outcome::Rejected),
+            (Stop::too_large("x"), 413, Outcome::Rejected),
+            (Stop::unsupported_media_type("x"), 415, Outcome::Rejected),
+            (Stop::misconfigured("x"), 500, Outcome::Failed),
+            (Stop::upstream_failed("x"), 502, Outcome::Failed),
+        ];
+        for (stop, status, outcome) in cases {
+            assert_eq!((stop.status, stop.outcome), (status, outcome), "{stop:?}");
+        }
+        assert_eq!(
+            Stop::method_not_allowed("GET, HEAD").headers,
+            vec![("Allow", "GET, HEAD".to_string())]
+        );
+    }
+
+    #[test]
+    fn log_line_is_one_json_object_with_level_and_timing() {
+        let facts = DeliveryFacts {
+            delivery: Some("d-2".into()),
+            event: Some("push".into()),
+            ..DeliveryFacts::default()
+        };
+        let line = log_line(
+            &Stop::upstream_failed("GitHub answered 500"),
+            &facts,
+            42,
+            &[],
+        );
+        assert!(!line.contains('\n'));
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["level"], "error");
+        assert_eq!(value["status"], 502);
+        assert_eq!(value["outcome"], "failed");
+        assert_eq!(value["event"], "push");
+        assert_eq!(value["elapsed_ms"], 42);
+        assert!(value.get("notes").is_none());
+
+        let noted = log_line(
+            &Stop::ignored("x"),
+            &facts,
+            1,
+            &["registry: stale copy".into()],
+        );
+        let value: Value = serde_json::from_str(&noted).unwrap();
+        assert_eq!(value["level"], "warn");
+        assert_eq!(value["notes"], json!(["registry: stale copy"]));
+    }
+}
