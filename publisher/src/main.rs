@@ -1,1 +1,377 @@
-fn main() {}
+//! `upm-publisher`: publishes the UPM packages of one commit to an npm-compatible registry. Run by
+//! `.github/workflows/handle-publish-request.yml` for each `package_publish` dispatch from the worker.
+
+mod changelog;
+mod checkout;
+mod discover;
+mod git;
+mod model;
+mod notify;
+mod pack;
+mod publish;
+mod registry;
+mod run;
+mod summary;
+mod validate;
+mod verify;
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::discover::Request;
+use crate::git::CommitSha;
+use crate::model::{Failed, Outcome, PackagePath, Report, Source, Stage};
+use crate::registry::{Registry, RetryPolicy, Secret};
+
+const AFTER_HELP: &str = "\
+Secrets come from the environment only, never from arguments (other processes can see those):
+  NPM_TOKEN             registry token (sent as Bearer), needed to publish
+  DISCORD_WEBHOOK_URL   Discord webhook URL; no notification when unset
+
+Exit status:
+  0  no package failed
+  1  a package failed, or the run could not start (summary, audit file and failure
+     notification are still written)
+  2  usage error";
+
+#[derive(Parser)]
+#[command(
+    name = "upm-publisher",
+    version,
+    about = "Publishes the UPM packages of a commit to an npm-compatible registry (Verdaccio)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find, validate and publish the packages of one commit, then write changelogs, notify Discord and
+    /// write the job summary and audit file.
+    #[command(after_help = AFTER_HELP)]
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// A checkout of the repository at the commit to publish (with history, for changelogs). With
+    /// --clone: where to clone (default: a temporary directory).
+    #[arg(long, env = "UPM_WORKSPACE", value_name = "DIR")]
+    workspace: Option<PathBuf>,
+
+    /// Clone this URL or local path and check out --commit-sha, instead of using a checkout.
+    #[arg(
+        long,
+        env = "UPM_CLONE",
+        value_name = "URL_OR_PATH",
+        requires = "commit_sha"
+    )]
+    clone: Option<String>,
+
+    /// The commit to publish (full sha). A given --workspace must be at it.
+    #[arg(long, env = "UPM_COMMIT_SHA", value_name = "SHA")]
+    commit_sha: Option<String>,
+
+    /// The repository the commit belongs to, `owner/name` (for links and messages).
+    #[arg(long, env = "UPM_REPOSITORY", value_name = "OWNER/NAME")]
+    repository: Option<String>,
+
+    /// The branch that was pushed (for messages).
+    #[arg(long, env = "UPM_BRANCH")]
+    branch: Option<String>,
+
+    /// Comma-separated package directories relative to the repository root; `.` (or an empty entry)
+    /// is the root. Absent or `*`: every UPM package in the repository.
+    #[arg(long, env = "UPM_PACKAGE_PATHS", value_name = "DIRS")]
+    package_paths: Option<String>,
+
+    /// The pushed commit's message (for the notification).
+    #[arg(long, env = "UPM_COMMIT_MESSAGE", value_name = "TEXT")]
+    commit_message: Option<String>,
+
+    /// The pushed commit's author (for the notification).
+    #[arg(long, env = "UPM_COMMIT_AUTHOR", value_name = "NAME")]
+    commit_author: Option<String>,
+
+    /// The GitHub delivery id that caused this run (recorded in the audit file).
+    #[arg(long, env = "UPM_DELIVERY", value_name = "ID")]
+    delivery: Option<String>,
+
+    /// The registry's base URL, e.g. https://npm.studio.example/.
+    #[arg(long, env = "UPM_REGISTRY", value_name = "URL")]
+    registry: String,
+
+    /// Append a Markdown summary to this file (GitHub Actions sets GITHUB_STEP_SUMMARY).
+    #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE")]
+    summary_file: Option<PathBuf>,
+
+    /// Write the JSON audit (published / skipped / failed, with reasons) to this file.
+    #[arg(long, env = "UPM_AUDIT_FILE", value_name = "FILE")]
+    audit_file: Option<PathBuf>,
+
+    /// Post into this thread of the webhook's channel.
+    #[arg(long, env = "DISCORD_THREAD_ID", value_name = "ID")]
+    discord_thread_id: Option<String>,
+
+    /// Decide and pack everything, but upload nothing, write no changelog and send no notification.
+    #[arg(long, env = "UPM_DRY_RUN")]
+    dry_run: bool,
+
+    /// Concurrent registry lookups.
+    #[arg(long, env = "UPM_JOBS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+
+    /// Attempts per registry or Discord request (retrying 5xx, 429 and network errors).
+    #[arg(long, env = "UPM_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    attempts: u32,
+
+    /// Timeout of one HTTP request, in seconds.
+    #[arg(long, env = "UPM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Publish(args) => publish(args),
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `owner/name` as GitHub allows it; anything else is refused before it reaches a URL or a message.
+fn check_repository(repo: &str) -> Result<(), String> {
+    let ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if ok(owner) && ok(name) && name != "." && name != ".." => Ok(()),
+        _ => Err(format!("repository {repo:?} is not owner/name")),
+    }
+}
+
+fn fatal(reason: String) -> Outcome {
+    Outcome::Failed(Failed {
+        path: PackagePath::root(),
+        file: String::new(),
+        name: None,
+        version: None,
+        stage: Stage::Checkout,
+        problems: Vec::new(),
+        reason,
+    })
+}
+
+fn publish(args: PublishArgs) -> ExitCode {
+    let server_url =
+        std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".to_string());
+    let run_url = match (
+        std::env::var("GITHUB_REPOSITORY"),
+        std::env::var("GITHUB_RUN_ID"),
+    ) {
+        (Ok(repo), Ok(id)) if !repo.is_empty() && !id.is_empty() => {
+            Some(format!("{server_url}/{repo}/actions/runs/{id}"))
+        }
+        _ => None,
+    };
+    let mut source = Source {
+        repository: non_empty(args.repository),
+        commit_sha: non_empty(args.commit_sha),
+        branch: non_empty(args.branch),
+        commit_message: non_empty(args.commit_message),
+        commit_author: non_empty(args.commit_author),
+        delivery: non_empty(args.delivery),
+        run_url,
+        server_url,
+    };
+    let token = std::env::var("NPM_TOKEN").ok().and_then(Secret::new);
+    let policy = RetryPolicy {
+        attempts: args.attempts,
+        ..RetryPolicy::default()
+    };
+    let registry = match Registry::new(
+        &args.registry,
+        token,
+        policy,
+        Duration::from_secs(args.timeout),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("upm-publisher: {e}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let prepared = (|| {
+        if let Some(repo) = &source.repository {
+            check_repository(repo)?;
+        }
+        let sha = source
+            .commit_sha
+            .as_deref()
+            .map(CommitSha::parse)
+            .transpose()?;
+        if let Some(sha) = &sha {
+            // Links and messages use the normalised form.
+            source.commit_sha = Some(sha.as_str().to_string());
+        }
+        match (&args.clone, &args.workspace) {
+            (Some(url), into) => {
+                let sha = sha.ok_or("--clone needs --commit-sha")?;
+                checkout::clone(url, &sha, into.as_deref())
+            }
+            (None, Some(dir)) => checkout::existing(dir, sha.as_ref()),
+            (None, None) => Err("give --workspace DIR or --clone URL --commit-sha SHA".to_string()),
+        }
+    })();
+
+    let outcomes = match prepared {
+        Ok(workspace) => {
+            eprintln!(
+                "upm-publisher: publishing from {}",
+                workspace.root.display()
+            );
+            let request = Request::parse(args.package_paths.as_deref());
+            let settings = run::Settings {
+                registry: &registry,
+                jobs: usize::from(args.jobs),
+                dry_run: args.dry_run,
+            };
+            run::run(&workspace.root, &request, &settings)
+        }
+        Err(reason) => {
+            eprintln!("upm-publisher: FAILED before any package: {reason}");
+            vec![fatal(reason)]
+        }
+    };
+    let report = Report {
+        source,
+        registry: registry::redact_url(registry.base()),
+        dry_run: args.dry_run,
+        outcomes,
+    };
+
+    let notification = notify_discord(
+        &report,
+        args.discord_thread_id.as_deref(),
+        &policy,
+        args.timeout,
+    );
+    let mut ok = !report.has_failures();
+    if let Some(path) = &args.summary_file {
+        let mut text = summary::markdown(&report);
+        if let Some(problem) = notification.strip_prefix("failed: ") {
+            text.push_str(&format!(
+                "\n> ⚠️ Discord notification failed: {}\n",
+                summary::cell(problem)
+            ));
+        }
+        if let Err(e) = append(path, &text) {
+            eprintln!(
+                "upm-publisher: cannot write the summary to {}: {e}",
+                path.display()
+            );
+        }
+    }
+    if let Some(path) = &args.audit_file {
+        let audit = summary::audit(&report, Some(&notification));
+        let written = serde_json::to_vec_pretty(&audit)
+            .map_err(|e| e.to_string())
+            .and_then(|json| fs::write(path, json).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            // The audit is the record of what happened: losing it is a failure of the run.
+            eprintln!(
+                "upm-publisher: cannot write the audit file {}: {e}",
+                path.display()
+            );
+            ok = false;
+        }
+    }
+    let counts = (
+        report.published().count(),
+        report.skipped().count(),
+        report.failed().count(),
+    );
+    eprintln!(
+        "upm-publisher: {} published, {} skipped, {} failed; notification: {notification}",
+        counts.0, counts.1, counts.2
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Sends the Discord message when there is one and a webhook is configured; returns what happened, for
+/// the audit file.
+fn notify_discord(
+    report: &Report,
+    thread_id: Option<&str>,
+    policy: &RetryPolicy,
+    timeout: u64,
+) -> String {
+    let Some(webhook) = std::env::var("DISCORD_WEBHOOK_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return "not configured".to_string();
+    };
+    if report.dry_run {
+        return "skipped (dry run)".to_string();
+    }
+    let Some(message) = notify::build(report) else {
+        return "nothing to announce".to_string();
+    };
+    let result = notify::webhook_url(&webhook, thread_id).and_then(|url| {
+        let agent = registry::agent(Duration::from_secs(timeout.min(30)));
+        notify::post(&agent, &url, &message, policy)
+    });
+    match result {
+        Ok(()) => "sent".to_string(),
+        Err(e) => {
+            eprintln!("upm-publisher: warning: {e}");
+            format!("failed: {e}")
+        }
+    }
+}
+
+fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repositories() {
+        assert!(check_repository("studio/game-client").is_ok());
+        assert!(check_repository("Studio.io/My_Repo").is_ok());
+        for bad in ["studio", "a/b/c", "/x", "a/..", "a b/c", "a/$(x)"] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! What a run leaves behind for people and machines: the Markdown job summary (appended to
+//! `$GITHUB_STEP_SUMMARY`) and the JSON audit file (published / skipped / failed, with reasons).
+
+use serde::Serialize;
+
+use crate::changelog;
+use crate::model::{Failed, Published, Report, Skipped, Source};
+
+/// A table cell: no line breaks, no pipes, no raw HTML (commit text is untrusted).
+pub fn cell(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+}
+
+pub fn markdown(report: &Report) -> String {
+    let source = &report.source;
+    let mut out = String::from("## UPM publish");
+    if let Some(repo) = &source.repository {
+        out.push_str(&format!(" — {}", cell(repo)));
+    }
+    out.push_str("\n\n");
+    let mut facts = Vec::new();
+    if let Some(sha) = &source.commit_sha {
+        match source.commit_url() {
+            Some(url) => facts.push(format!("commit [`{}`]({url})", &sha[..sha.len().min(12)])),
+            None => facts.push(format!("commit `{}`", cell(sha))),
+        }
+    }
+    if let Some(branch) = &source.branch {
+        facts.push(format!("branch `{}`", cell(branch)));
+    }
+    facts.push(format!("registry `{}`", cell(&report.registry)));
+    if report.dry_run {
+        facts.push("**dry run**: nothing uploaded".to_string());
+    }
+    out.push_str(&facts.join(" · "));
+    out.push_str("\n\n");
+
+    let published: Vec<&Published> = report.published().collect();
+    let skipped: Vec<&Skipped> = report.skipped().collect();
+    let failed: Vec<&Failed> = report.failed().collect();
+    out.push_str(&format!(
+        "**{}** published · **{}** skipped · **{}** failed\n\n",
+        published.len(),
+        skipped.len(),
+        failed.len()
+    ));
+    if report.outcomes.is_empty() {
+        out.push_str("No UPM package found.\n");
+        return out;
+    }
+    out.push_str("| Result | Package | Version | Path | Details |\n|---|---|---|---|---|\n");
+    for f in &failed {
+        out.push_str(&format!(
+            "| ❌ failed | {} | {} | `{}` | {}: {} |\n",
+            cell(f.name.as_deref().unwrap_or("")),
+            cell(f.version.as_deref().unwrap_or("")),
+            cell(&f.file),
+            f.stage,
+            cell(&f.reason)
+        ));
+    }
+    for p in &published {
+        let mut details = match &p.dist_tag {
+            Some(tag) => format!("dist-tag `{tag}`"),
+            None => "no dist-tag (older than every tagged version)".to_string(),
+        };
+        details.push_str(&format!(", {} files, shasum `{}`", p.files, p.shasum));
+        if let Some(note) = &p.note {
+            details.push_str(&format!(", {}", cell(note)));
+        }
+        out.push_str(&format!(
+            "| ✅ published | {} | {} | `{}` | {} |\n",
+            cell(p.name.as_str()),
+            cell(&p.version),
+            cell(&p.path.to_string()),
+            details
+        ));
+    }
+    for s in &skipped {
+        out.push_str(&format!(
+            "| ⏭️ skipped | {} | {} | `{}` | {} |\n",
+            cell(s.name.as_deref().unwrap_or("")),
+            cell(s.version.as_deref().unwrap_or("")),
+            cell(&s.path.to_string()),
+            cell(&s.reason)
+        ));
+    }
+    for p in &published {
+        let body = changelog::body(&p.changelog);
+        if body.is_empty() {
+            continue;
+        }
+        // Changelog lines come from commit messages: fenced-off HTML is escaped, Markdown is kept.
+        let body = body.replace('<', "&lt;").replace('>', "&gt;");
+        out.push_str(&format!(
+            "\n<details><summary>Changelog of {} {}</summary>\n\n{body}\n\n</details>\n",
+            cell(p.name.as_str()),
+            cell(&p.version)
+        ));
+    }
+    out
+}
+
+/// The audit file's shape.
+#[derive(Serialize)]
+pub struct Audit<'a> {
+    pub source: &'a Source,
+    pub registry: &'a str,
+    pub dry_run: bool,
+    pub ok: bool,
+    pub published: Vec<&'a Published>,
+    pub skipped: Vec<&'a Skipped>,
+    pub failed: Vec<&'a Failed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<&'a str>,
+}
+
+pub fn audit<'a>(report: &'a Report, notification: Option<&'a str>) -> Audit<'a> {
+    Audit {
+        source: &report.source,
+        registry: &report.registry,
+        dry_run: report.dry_run,
+        ok: !report.has_failures(),
+        published: report.published().collect(),
+        skipped: report.skipped().collect(),
+        failed: report.failed().collect(),
+        notification,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    #[test]
+    fn cells_are_safe() {
+        assert_eq!(cell("a|b\nc <script>"), "a\\|b c &lt;script&gt;");
+    }
+
+    #[test]
+    fn markdown_and_audit() {
+        let report = Report {
+            source: Source {
+                repository: Some("studio/game".into()),
+                commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                branch: Some("main".into()),
+                server_url: "https://github.com".into(),
+                ..Source::default()
+            },
+            registry: "http://r".into(),
+            dry_run: false,
+            outcomes: vec![
+                Outcome::Published(Box::new(Published {
+                    path: PackagePath::new("Packages/a"),
+                    name: PackageName::new_unchecked("com.s.a".into()),
+                    version: "1.1.0".into(),
+                    dist_tag: Some("latest".into()),
+                    shasum: "abc".into(),
+                    integrity: "sha512-x".into(),
+                    display_name: Some("A".into()),
+                    files: 3,
+                    size: 100,
+                    unpacked_size: 300,
+                    note: None,
+                    changelog: "## [1.1.0] - d\n\n- feat <b> (1234567)\n".into(),
+                })),
+                Outcome::Skipped(Skipped {
+                    path: PackagePath::new("Packages/b"),
+                    name: Some("com.s.b".into()),
+                    version: Some("1.0.0".into()),
+                    reason: "already published".into(),
+                }),
+                Outcome::Failed(Failed {
+                    path: PackagePath::new("Packages/c"),
+                    file: "Packages/c/package.json".into(),
+                    name: None,
+                    version: None,
+                    stage: Stage::Validate,
+                    problems: vec![Problem {
+                        field: "version".into(),
+                        reason: "is missing".into(),
+                    }],
+                    reason: "`version` is missing".into(),
+                }),
+            ],
+        };
+        let md = markdown(&report);
+        assert!(
+            md.contains("**1** published · **1** skipped · **1** failed"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| ❌ failed |  |  | `Packages/c/package.json` | validate: `version` is missing |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| ✅ published | com.s.a | 1.1.0 | `Packages/a` | dist-tag `latest`, 3 files"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- feat &lt;b&gt; (1234567)"), "{md}");
+        let json = serde_json::to_value(audit(&report, Some("sent"))).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["published"][0]["name"], "com.s.a");
+        assert_eq!(json["skipped"][0]["reason"], "already published");
+        assert_eq!(json["failed"][0]["problems"][0]["field"], "version");
+        assert_eq!(json["failed"][0]["stage"], "validate");
+        assert_eq!(json["source"]["repository"], "studio/game");
+    }
+}

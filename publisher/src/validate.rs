@@ -1,0 +1,350 @@
+//! Is a UPM-shaped package.json publishable? Every problem is reported with its field, so one run tells
+//! the author everything to fix. Validation happens before any upload because Verdaccio can leave a
+//! version unpublishable after rejecting an upload of it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use crate::model::{Failed, Package, PackageName, PackagePath, Problem, Skipped, Stage};
+
+/// npm's limit on the length of a package name.
+const MAX_NAME_LEN: usize = 214;
+
+#[derive(Debug)]
+pub enum Validated {
+    Ok(Box<Package>),
+    Skip(Skipped),
+    Fail(Failed),
+}
+
+pub fn validate(path: PackagePath, dir: PathBuf, manifest: Map<String, Value>) -> Validated {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, reason: String| {
+        problems.push(Problem {
+            field: field.to_string(),
+            reason,
+        })
+    };
+
+    let name = match manifest.get("name") {
+        Some(Value::String(name)) => match check_name(name) {
+            Ok(()) => Some(name.clone()),
+            Err(reason) => {
+                problem("name", reason);
+                None
+            }
+        },
+        Some(_) => {
+            problem("name", "must be a string".to_string());
+            None
+        }
+        None => {
+            problem("name", "is missing".to_string());
+            None
+        }
+    };
+    let version = match manifest.get("version") {
+        Some(Value::String(version)) => match check_version(version) {
+            Ok(version) => Some(version),
+            Err(reason) => {
+                problem("version", reason);
+                None
+            }
+        },
+        Some(_) => {
+            problem("version", "must be a string".to_string());
+            None
+        }
+        None => {
+            problem("version", "is missing".to_string());
+            None
+        }
+    };
+    let display_name = match manifest.get("displayName") {
+        None => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(_) => {
+            problem("displayName", "must be a non-empty string".to_string());
+            None
+        }
+    };
+    match manifest.get("unity") {
+        None => {}
+        Some(Value::String(s)) if is_unity_version(s) => {}
+        Some(_) => problem(
+            "unity",
+            "must be a Unity version like \"2022.3\" (major.minor)".to_string(),
+        ),
+    }
+    match manifest.get("files") {
+        None => {}
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+        Some(_) => problem("files", "must be an array of strings".to_string()),
+    }
+
+    let raw_name = manifest
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let raw_version = manifest
+        .get("version")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match (name, version, problems.is_empty()) {
+        (Some(name), Some(version), true) => {
+            // npm refuses to publish a private package; so do we, without calling it a failure.
+            if manifest.get("private") == Some(&Value::Bool(true)) {
+                return Validated::Skip(Skipped {
+                    path,
+                    name: raw_name,
+                    version: raw_version,
+                    reason: "marked `\"private\": true`".to_string(),
+                });
+            }
+            Validated::Ok(Box::new(Package {
+                path,
+                dir,
+                name: PackageName::new_unchecked(name),
+                version,
+                display_name,
+                manifest,
+            }))
+        }
+        _ => {
+            let reason = problems
+                .iter()
+                .map(|p| format!("`{}` {}", p.field, p.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Validated::Fail(Failed {
+                file: path.manifest_file(),
+                path,
+                name: raw_name,
+                version: raw_version,
+                stage: Stage::Validate,
+                problems,
+                reason,
+            })
+        }
+    }
+}
+
+/// A lower-case reverse-domain name (`com.studio.tool`, Unity's convention) or an npm scoped name
+/// (`@studio/tool`). Unity accepts lower-case letters, digits, `-`, `_` and `.`; npm additionally caps the
+/// length and forbids names that start with `.` or `_`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".to_string());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("is longer than {MAX_NAME_LEN} characters"));
+    }
+    if name != name.to_lowercase() {
+        return Err(format!("{name:?} must be lower-case"));
+    }
+    if let Some(scoped) = name.strip_prefix('@') {
+        let Some((scope, bare)) = scoped.split_once('/') else {
+            return Err(format!("{name:?} must look like @scope/name"));
+        };
+        for (part, what) in [(scope, "scope"), (bare, "name")] {
+            if !is_npm_segment(part) {
+                return Err(format!(
+                    "{name:?}: the {what} must start with a letter or digit and contain only a-z, 0-9, '-', '_', '.'"
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "{name:?} must be reverse-domain (e.g. com.studio.tool) or @scope/name"
+        ));
+    }
+    if labels.iter().any(|label| !is_domain_label(label)) {
+        return Err(format!(
+            "{name:?}: each dot-separated part must start with a letter or digit and contain only a-z, 0-9, '-', '_'"
+        ));
+    }
+    Ok(())
+}
+
+fn is_domain_label(label: &str) -> bool {
+    let mut chars = label.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn is_npm_segment(part: &str) -> bool {
+    let mut chars = part.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
+        })
+}
+
+/// Strict SemVer 2.0 (no `v` prefix, no ranges, no leading zeros): what npm stores and Unity resolves.
+pub fn check_version(version: &str) -> Result<semver::Version, String> {
+    if version.trim() != version {
+        return Err(format!("{version:?} has surrounding whitespace"));
+    }
+    semver::Version::parse(version)
+        .map_err(|e| format!("{version:?} is not a semantic version (MAJOR.MINOR.PATCH): {e}"))
+}
+
+fn is_unity_version(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((major, minor)) => {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.chars().all(|c| c.is_ascii_digit())
+                && minor.chars().all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Two package.json files declaring the same name@version in one commit: publishing either would be a
+/// guess, so both are reported. Returns, for each index, the other files declaring the same version.
+pub fn duplicates(packages: &[Package]) -> BTreeMap<usize, Vec<String>> {
+    let mut by_id: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, p) in packages.iter().enumerate() {
+        by_id.entry(p.id()).or_default().push(i);
+    }
+    let mut out = BTreeMap::new();
+    for indexes in by_id.values().filter(|v| v.len() > 1) {
+        for &i in indexes {
+            let others = indexes
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| packages[j].path.manifest_file())
+                .collect();
+            out.insert(i, others);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(json: &str) -> Map<String, Value> {
+        match serde_json::from_str(json).unwrap() {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn run(json: &str) -> Validated {
+        validate(
+            PackagePath::new("Packages/a"),
+            PathBuf::from("/x"),
+            manifest(json),
+        )
+    }
+
+    #[test]
+    fn names() {
+        for ok in [
+            "com.studio.tool",
+            "com.unity.2d-sprite",
+            "a.b",
+            "@studio/tool",
+            "@s/t.x",
+            "com.a_b.c",
+        ] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "tool",
+            "Com.Studio.Tool",
+            "com..tool",
+            ".com.tool",
+            "com.tool.",
+            "com.-tool",
+            "com.studio tool",
+            "@studio",
+            "@/tool",
+            "@studio/",
+            "@Studio/tool",
+            "com.studio/tool",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(&format!("com.{}", "a".repeat(220))).is_err());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            check_version("1.2.3").unwrap(),
+            semver::Version::new(1, 2, 3)
+        );
+        assert!(check_version("1.2.3-preview.1").is_ok());
+        for bad in ["1.2", "v1.2.3", "^1.2.3", "01.2.3", " 1.2.3", "latest", ""] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_valid_package() {
+        match run(r#"{"name":"com.studio.a","version":"1.2.0","displayName":"A","unity":"2022.3"}"#)
+        {
+            Validated::Ok(p) => {
+                assert_eq!(p.id(), "com.studio.a@1.2.0");
+                assert_eq!(p.display_name.as_deref(), Some("A"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        match run(r#"{"name":"Bad Name","version":"1.0","unity":2022,"files":"Runtime"}"#) {
+            Validated::Fail(f) => {
+                let fields: Vec<&str> = f.problems.iter().map(|p| p.field.as_str()).collect();
+                assert_eq!(fields, ["name", "version", "unity", "files"]);
+                assert_eq!(f.file, "Packages/a/package.json");
+                assert_eq!(f.stage, Stage::Validate);
+                assert!(f.reason.contains("`version`"), "{}", f.reason);
+                assert_eq!(f.version.as_deref(), Some("1.0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match run(r#"{"displayName":"A"}"#) {
+            Validated::Fail(f) => assert_eq!(f.reason, "`name` is missing; `version` is missing"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_packages_are_skipped() {
+        assert!(matches!(
+            run(r#"{"name":"com.studio.a","version":"1.0.0","displayName":"A","private":true}"#),
+            Validated::Skip(_)
+        ));
+    }
+
+    #[test]
+    fn duplicate_versions_are_found() {
+        let pkg = |path: &str, version: &str| match validate(
+            PackagePath::new(path),
+            PathBuf::new(),
+            manifest(&format!(
+                r#"{{"name":"com.s.a","version":"{version}","displayName":"A"}}"#
+            )),
+        ) {
+            Validated::Ok(p) => *p,
+            other => panic!("{other:?}"),
+        };
+        let packages = [pkg("a", "1.0.0"), pkg("b", "1.0.0"), pkg("c", "2.0.0")];
+        let dups = duplicates(&packages);
+        assert_eq!(dups.len(), 2);
+        assert_eq!(dups[&0], ["b/package.json"]);
+        assert_eq!(dups[&1], ["a/package.json"]);
+    }
+}
