@@ -498,11 +498,15 @@ fn dry_run_logs_the_dispatch_instead_of_sending_it() {
     assert_eq!(out.body["outcome"], "dispatched");
     assert_eq!(out.body["dry_run"], true);
     assert!(world.sent_to(DISPATCH_URL).is_empty());
-    let note = out.log["notes"][0].as_str().unwrap();
-    assert!(note.starts_with(
-        "dry run: would POST http://github.test/repos/Studio/upm-auto-publisher/dispatches"
-    ));
-    assert!(note.contains(r#""package_path":"Packages/com.codertocat.hello""#));
+    assert_eq!(out.log["level"], "info");
+    for would in [&out.log["would_dispatch"], &out.body["would_dispatch"]] {
+        assert_eq!(would["url"], DISPATCH_URL);
+        assert_eq!(would["body"]["event_type"], "package_publish");
+        assert_eq!(
+            would["body"]["client_payload"]["package_path"],
+            "Packages/com.codertocat.hello"
+        );
+    }
 }
 
 #[test]

@@ -86,7 +86,7 @@ impl Stop {
 }
 
 /// Facts about a delivery gathered on its way through the stages, for the response and the log line.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeliveryFacts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
@@ -105,6 +105,9 @@ pub struct DeliveryFacts {
     /// How many requests the dispatch took (1 when GitHub accepted the first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// With DRY_RUN: the request that would have been sent, `{"url", "body"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_dispatch: Option<serde_json::Value>,
 }
 
 /// The response body of the HTTP contract.
