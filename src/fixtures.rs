@@ -1,4 +1,4 @@
-//! Test support: the real GitHub payloads in `../shared/fixtures/github-webhooks/` and variants built from
+//! Test support: the real GitHub payloads in `tests/fixtures/github-webhooks/` and variants built from
 //! them. Variants change the JSON tree of a real payload, so every other field stays as GitHub sends it.
 
 use std::path::PathBuf;
@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use crate::classify::PushEvent;
 
-/// Where the real payloads are: `UPM_FIXTURES_DIR`, else `../shared/fixtures/github-webhooks`.
+/// Where the real payloads are: `UPM_FIXTURES_DIR`, else the copy in `tests/fixtures/github-webhooks`.
 pub fn fixtures_dir() -> PathBuf {
     std::env::var_os("UPM_FIXTURES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github-webhooks")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github-webhooks")
         })
 }
 
