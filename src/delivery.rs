@@ -153,7 +153,7 @@ impl<'a, P: Platform> Relay<'a, P> {
             .config
             .dispatch_repo
             .as_ref()
-            .expect("checked with problems");
+            .ok_or_else(|| Stop::misconfigured("worker is not configured: DISPATCH_REPO"))?;
         let delivery = delivery_id(head.delivery)?;
         let payload = read::payload(kind, raw)?;
         let push = match classify(head.event, &payload)? {
@@ -187,10 +187,7 @@ impl<'a, P: Platform> Relay<'a, P> {
                 return Err(Stop::ignored(format!(
                     "{} is {} in the registry",
                     candidate.repository,
-                    serde_json::to_value(status)
-                        .expect("status serialises")
-                        .as_str()
-                        .unwrap_or("inactive")
+                    status.as_str()
                 )))
             }
             Lookup::NotRegistered => {

@@ -11,7 +11,6 @@ use worker::{
 use crate::config::Config;
 use crate::delivery::{admit, refuse, Admitted, RegistryMemory, Relay, Reply, RequestHead};
 use crate::platform::{HttpRequest, HttpResponse, Platform};
-use crate::registry;
 use crate::respond::{self, DeliveryFacts, Stop};
 
 /// The KV namespace binding (wrangler.toml) that caches the registry.
@@ -128,7 +127,6 @@ impl Platform for WorkerPlatform<'_> {
     }
 
     async fn kv_put(&self, key: &str, value: &str) -> Result<(), String> {
-        debug_assert_eq!(key, registry::KV_KEY);
         let kv = self.env.kv(KV_BINDING).map_err(|e| e.to_string())?;
         kv.put(key, value)
             .map_err(|e| e.to_string())?

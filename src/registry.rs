@@ -22,6 +22,16 @@ pub enum Status {
     Pending,
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+            Status::Pending => "pending",
+        }
+    }
+}
+
 /// One line of `config/repositories.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
