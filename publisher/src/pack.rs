@@ -321,7 +321,7 @@ pub fn readme(dir: &Path, files: &[String]) -> Option<(String, String)> {
     let name = files
         .iter()
         .filter(|f| !f.contains('/') && f.to_ascii_lowercase().starts_with("readme"))
-        .min_by_key(|f| (f.to_ascii_lowercase() != "readme.md", f.len()))?;
+        .min_by_key(|f| (!f.eq_ignore_ascii_case("readme.md"), f.len()))?;
     let text = fs::read_to_string(dir.join(name)).ok()?;
     let mut end = text.len().min(MAX_README);
     while !text.is_char_boundary(end) {
