@@ -380,7 +380,7 @@ fn dispatched(reason: String) -> Stop {
 
 fn describe(payload: &ClientPayload) -> String {
     let packages = match payload.package_path.as_str() {
-        "" => "every package".to_string(),
+        dispatch::EVERY_PACKAGE => "every package".to_string(),
         paths => paths.to_string(),
     };
     let short_sha: String = payload.commit_sha.chars().take(12).collect();

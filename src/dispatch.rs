@@ -13,6 +13,9 @@ pub const EVENT_TYPE: &str = "package_publish";
 /// cut to this many bytes; the package list falls back to "scan everything" past its own bound.
 pub const COMMIT_MESSAGE_LIMIT: usize = 4096;
 pub const PACKAGE_PATH_LIMIT: usize = 32 * 1024;
+/// `package_path` when the publisher should find every package itself. Not an empty string: the
+/// workflow's `a || b` expressions treat "" as missing.
+pub const EVERY_PACKAGE: &str = "*";
 const TRUNCATION_NOTE: &str = "… [truncated]";
 
 /// The `client_payload` the publisher workflow reads. Seven properties, each a string.
@@ -23,8 +26,8 @@ pub struct ClientPayload {
     pub commit_message: String,
     pub commit_author: String,
     pub branch: String,
-    /// Directories of the changed package.json files, comma-separated; `.` is the repository root and an
-    /// empty string means "find every package" (the push was too large to list its files).
+    /// Directories of the changed package.json files, comma-separated; `.` is the repository root and
+    /// `*` means "find every package" (the push was too large to list its files).
     pub package_path: String,
     pub delivery: String,
 }
@@ -67,12 +70,12 @@ pub fn package_path(packages: &ChangedPackages) -> String {
             let joined = dirs.join(",");
             // Past the bound, "scan everything" loses nothing: the publisher skips what is published.
             if joined.len() > PACKAGE_PATH_LIMIT {
-                String::new()
+                EVERY_PACKAGE.to_string()
             } else {
                 joined
             }
         }
-        ChangedPackages::Unknown => String::new(),
+        ChangedPackages::Unknown => EVERY_PACKAGE.to_string(),
     }
 }
 
@@ -249,8 +252,8 @@ mod tests {
         let dirs: Vec<String> = (0..5_000)
             .map(|i| format!("Packages/com.studio.package-{i}"))
             .collect();
-        assert_eq!(package_path(&ChangedPackages::Paths(dirs)), "");
-        assert_eq!(package_path(&ChangedPackages::Unknown), "");
+        assert_eq!(package_path(&ChangedPackages::Paths(dirs)), "*");
+        assert_eq!(package_path(&ChangedPackages::Unknown), "*");
         assert_eq!(package_path(&ChangedPackages::Paths(vec![".".into()])), ".");
     }
 
