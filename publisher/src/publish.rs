@@ -3,6 +3,7 @@
 //! `latest` is whatever arrived last and a same-version race can corrupt the stored tarball.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use base64::Engine;
 use semver::Version;
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::model::{Failed, Outcome, Package, Published, Skipped, Stage};
 use crate::pack;
-use crate::registry::{Packument, PutResult, Registry};
+use crate::registry::{backoff, Packument, PutResult, Registry, RetryPolicy};
 use crate::verify::{self, Digests, Verdict};
 
 /// The dist-tag a new `version` should get, given the package's current tags; `None` when every
@@ -140,21 +141,37 @@ fn verdict_failure(package: &Package, sent: &Digests, verdict: Verdict) -> Optio
     }
 }
 
+/// How long to wait for a version to appear in the registry's metadata. Verdaccio answers a 409 as soon
+/// as a concurrent upload has written the tarball, before that upload has added the version: the
+/// metadata catches up within moments, or never (an upload that failed half-way).
+const METADATA_WAIT: RetryPolicy = RetryPolicy {
+    attempts: 7,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+};
+
 /// Downloads what the registry holds for the package's version and judges it against `sent`.
 fn check_stored(registry: &Registry, package: &Package, sent: &Digests) -> Result<Verdict, String> {
-    let packument = registry
-        .packument(&package.name)?
-        .ok_or_else(|| "the registry does not know the package after the upload".to_string())?;
-    let dist = packument
-        .versions
-        .get(&package.version.to_string())
-        .and_then(|v| v.dist.clone())
-        .ok_or_else(|| {
-            format!(
-                "the registry has no `dist` for {} after the upload",
+    let version = package.version.to_string();
+    let mut attempt = 1;
+    let dist = loop {
+        let dist = registry
+            .packument(&package.name)?
+            .and_then(|p| p.versions.get(&version).and_then(|v| v.dist.clone()));
+        match dist {
+            Some(dist) => break dist,
+            None if attempt < METADATA_WAIT.attempts => {
+                std::thread::sleep(backoff(&METADATA_WAIT, attempt, None));
+                attempt += 1;
+            }
+            None => return Err(format!(
+                "the registry lists no {} although it accepted or refused the upload as existing: \
+                     an upload may have failed half-way and left the version blocked; check the \
+                     registry, or publish a new version",
                 package.id()
-            )
-        })?;
+            )),
+        }
+    };
     let stored = registry.download(&dist.tarball)?;
     Ok(verify::judge(sent, &dist, &Digests::of(&stored)))
 }

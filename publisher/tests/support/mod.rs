@@ -119,7 +119,8 @@ impl Verdaccio {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = dir.path().join("config.yaml");
-        // Offline: no uplinks, no audit middleware (it proxies to the public registry).
+        // Offline: no uplinks, no audit middleware (it proxies to the public registry). JWT API tokens,
+        // as production should use: legacy tokens cost a bcrypt check per request.
         std::fs::write(
             &config,
             format!(
@@ -131,7 +132,8 @@ impl Verdaccio {
                  middlewares:\n  audit:\n    enabled: false\n\
                  web:\n  enable: false\n\
                  max_body_size: 100mb\n\
-                 log: {{ type: stdout, format: pretty, level: warn }}\n",
+                 log: {{ type: stdout, format: pretty, level: warn }}\n\
+                 security:\n  api:\n    jwt:\n      sign:\n        expiresIn: 1d\n",
                 storage = dir.path().join("storage").display(),
                 htpasswd = dir.path().join("htpasswd").display(),
             ),
