@@ -164,12 +164,14 @@ fn check_stored(registry: &Registry, package: &Package, sent: &Digests) -> Resul
                 std::thread::sleep(backoff(&METADATA_WAIT, attempt, None));
                 attempt += 1;
             }
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "the registry lists no {} although it accepted or refused the upload as existing: \
                      an upload may have failed half-way and left the version blocked; check the \
                      registry, or publish a new version",
                 package.id()
-            )),
+            ))
+            }
         }
     };
     let stored = registry.download(&dist.tarball)?;
