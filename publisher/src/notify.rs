@@ -347,7 +347,7 @@ pub fn post(
             .post(url)
             .header("Content-Type", "application/json")
             .send(body.as_slice());
-        let (status, retry_after) = match result {
+        let retry_after = match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 if (200..300).contains(&status) {
@@ -372,7 +372,7 @@ pub fn post(
                     return Err(format!("the Discord webhook answered {status}{detail}"));
                 }
                 let wait = in_body.or(header).filter(|s| s.is_finite() && *s >= 0.0);
-                (status, wait.map(Duration::from_secs_f64))
+                wait.map(Duration::from_secs_f64)
             }
             Err(e) => {
                 if attempt >= policy.attempts {
@@ -385,10 +385,9 @@ pub fn post(
                     };
                     return Err(format!("the Discord webhook could not be reached ({kind})"));
                 }
-                (0, None)
+                None
             }
         };
-        let _ = status;
         std::thread::sleep(backoff(policy, attempt, retry_after));
         attempt += 1;
     }

@@ -736,3 +736,54 @@ fn git_head(repo: &Repo) -> String {
         .trim()
         .to_string()
 }
+
+#[test]
+fn discord_rate_limits_are_waited_out_and_a_dead_webhook_does_not_hide_results() {
+    let repo = Repo::new();
+    repo.write(
+        "p/package.json",
+        r#"{"name":"com.test.ratelimit","displayName":"x"}"#,
+    );
+    let sha = repo.commit("feat: broken on purpose");
+    let ws = repo.path().to_str().unwrap().to_string();
+
+    // Discord's 429 carries the wait in the body; the message is sent on the next attempt.
+    let calls = Arc::new(Mutex::new(0));
+    let counter = calls.clone();
+    let limited = FakeServer::start(move |_| {
+        let mut n = counter.lock().unwrap();
+        *n += 1;
+        if *n == 1 {
+            (
+                429,
+                br#"{"message":"You are being rate limited.","retry_after":0.05,"global":false}"#
+                    .to_vec(),
+            )
+        } else {
+            (200, br#"{"id":"1"}"#.to_vec())
+        }
+    });
+    let run = Cli::new("http://127.0.0.1:9")
+        .discord(&limited)
+        .args(&["--workspace", &ws, "--commit-sha", &sha])
+        .run();
+    assert_eq!(run.code, 1);
+    assert_eq!(limited.requests().len(), 2);
+    assert_eq!(run.audit["notification"], "sent");
+
+    // A webhook that keeps failing: bounded attempts, reported, and the package result is unchanged.
+    let dead = FakeServer::start(|_| (404, br#"{"message":"Unknown Webhook"}"#.to_vec()));
+    let run = Cli::new("http://127.0.0.1:9")
+        .discord(&dead)
+        .args(&["--workspace", &ws, "--commit-sha", &sha])
+        .run();
+    assert_eq!(run.code, 1);
+    assert_eq!(dead.requests().len(), 1, "a 404 is not retried");
+    assert_eq!(
+        run.audit["notification"],
+        "failed: the Discord webhook answered 404: Unknown Webhook"
+    );
+    assert!(run.summary.contains("Discord notification failed"));
+    assert_eq!(run.audit["failed"][0]["stage"], "validate");
+    assert!(!run.stderr.contains("secret-webhook-token"));
+}
