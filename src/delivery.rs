@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::classify::{classify, Event, PushEvent};
 use crate::config::Config;
+use crate::dedup;
 use crate::dispatch::{self, after_attempt, ClientPayload, Next, RetryBudget};
 use crate::filter::{self, Publish};
 use crate::github;
@@ -198,8 +199,30 @@ impl<'a, P: Platform> Relay<'a, P> {
             }
         };
         let publish = filter::on_branch(candidate, entry.branch.as_deref())?;
+        self.check_not_dispatched(&delivery, notes).await?;
         self.dispatch(central, &publish, &push, &delivery, facts, notes)
             .await
+    }
+
+    async fn check_not_dispatched(
+        &self,
+        delivery: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        match self.platform.kv_get(&dedup::key(delivery)).await {
+            Ok(None) => Ok(()),
+            Ok(Some(record)) => Err(Stop {
+                status: 200,
+                outcome: Outcome::Duplicate,
+                reason: dedup::reason(&record, self.platform.now_ms()),
+                headers: Vec::new(),
+            }),
+            // Better a second dispatch (the publisher skips what is published) than a lost one.
+            Err(why) => {
+                notes.push(format!("dedup: KV read failed, dispatching anyway: {why}"));
+                Ok(())
+            }
+        }
     }
 
     async fn dispatch(
@@ -234,6 +257,14 @@ impl<'a, P: Platform> Relay<'a, P> {
             match after_attempt(attempt, &result, elapsed, self.retry) {
                 Next::Done => {
                     facts.attempts = Some(attempt);
+                    let record = dedup::Record::new(&payload, self.platform.now_ms()).to_kv();
+                    let written = self
+                        .platform
+                        .kv_put(&dedup::key(delivery), &record, Some(dedup::TTL_SECONDS))
+                        .await;
+                    if let Err(why) = written {
+                        notes.push(format!("dedup: could not record the delivery: {why}"));
+                    }
                     return Ok(dispatched(format!("dispatched {what}")));
                 }
                 Next::RetryAfter { delay_ms, why } => {
@@ -332,6 +363,7 @@ impl<'a, P: Platform> Relay<'a, P> {
             .kv_put(
                 registry::KV_KEY,
                 &CachedRegistry::to_kv(&response.body, fetched_at_ms),
+                None,
             )
             .await;
         *self.memory.borrow_mut() = Some(copy.clone());

@@ -26,6 +26,7 @@ const REGISTRY_FILE: &str = r#"{"repositories": [
 struct World {
     now: Cell<u64>,
     kv: RefCell<HashMap<String, String>>,
+    ttls: RefCell<HashMap<String, Option<u64>>>,
     scripts: RefCell<HashMap<String, VecDeque<Result<HttpResponse, String>>>>,
     sent: RefCell<Vec<HttpRequest>>,
     slept: RefCell<Vec<u64>>,
@@ -46,6 +47,7 @@ impl World {
         let world = World {
             now: Cell::new(1_800_000_000_000),
             kv: RefCell::default(),
+            ttls: RefCell::default(),
             scripts: RefCell::default(),
             sent: RefCell::default(),
             slept: RefCell::default(),
@@ -99,10 +101,11 @@ impl Platform for World {
         Ok(self.kv.borrow().get(key).cloned())
     }
 
-    async fn kv_put(&self, key: &str, value: &str) -> Result<(), String> {
+    async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String> {
         self.kv
             .borrow_mut()
             .insert(key.to_string(), value.to_string());
+        self.ttls.borrow_mut().insert(key.to_string(), ttl_seconds);
         Ok(())
     }
 
@@ -131,6 +134,16 @@ fn config_with(extra: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
 }
 
+/// Every delivery gets its own GUID, as from GitHub; sending one `Delivery` twice is a redelivery.
+fn next_delivery_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "72d3162e-cc78-11e3-81ab-{:012x}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A delivery as GitHub sends it: signed JSON body with the event and delivery headers.
 struct Delivery {
     event: String,
@@ -148,7 +161,7 @@ impl Delivery {
             body,
             content_type: "application/json",
             signature,
-            id: Some("72d3162e-cc78-11e3-81ab-4c9367dc0958".into()),
+            id: Some(next_delivery_id()),
         }
     }
 
@@ -231,7 +244,8 @@ fn a_package_json_push_is_dispatched() {
     let (world, out) = run(&Delivery::push(&package_push()));
     assert_eq!(out.status, 200, "{}", out.body);
     assert_eq!(out.body["outcome"], "dispatched");
-    assert_eq!(out.body["delivery"], "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    let id = out.body["delivery"].as_str().unwrap();
+    assert!(id.starts_with("72d3162e-cc78-11e3-81ab-"), "{id}");
     assert_eq!(out.body["package_path"], "Packages/com.codertocat.hello");
     assert_eq!(out.body["attempts"], 1);
 
@@ -253,7 +267,7 @@ fn a_package_json_push_is_dispatched() {
             "commit_author": "Codertocat",
             "branch": "master",
             "package_path": "Packages/com.codertocat.hello",
-            "delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            "delivery": id,
         })
     );
 
@@ -733,5 +747,58 @@ fn health_reports_configuration_and_registry_without_secrets() {
     assert_eq!(
         body["problems"][0],
         "GITHUB_TOKEN is not set (or set DRY_RUN=true)"
+    );
+}
+
+#[test]
+fn a_redelivery_of_a_dispatched_delivery_is_a_duplicate() {
+    let world = World::new();
+    let (config, memory) = (config_with(&[]), RegistryMemory::default());
+    let delivery = Delivery::push(&package_push());
+    assert_eq!(
+        deliver(&world, &config, &memory, &delivery).body["outcome"],
+        "dispatched"
+    );
+    let key = format!("delivery:{}", delivery.id.as_deref().unwrap());
+    assert_eq!(world.ttls.borrow()[&key], Some(dedup::TTL_SECONDS));
+
+    world.advance(30_000);
+    let again = deliver(&world, &config, &memory, &delivery);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["outcome"], "duplicate");
+    assert_eq!(
+        again.body["reason"],
+        "already dispatched Codertocat/Hello-World@6113728f27ae 30 s ago; this is a redelivery"
+    );
+    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1, "no second dispatch");
+}
+
+#[test]
+fn a_failed_or_dry_run_dispatch_leaves_the_delivery_redeliverable() {
+    let world = World::new();
+    world.script(
+        DISPATCH_URL,
+        vec![ok(500, "{}"), ok(500, "{}"), ok(500, "{}"), ok(204, "")],
+    );
+    let (config, memory) = (config_with(&[]), RegistryMemory::default());
+    let delivery = Delivery::push(&package_push());
+    assert_eq!(deliver(&world, &config, &memory, &delivery).status, 502);
+    assert!(world
+        .kv
+        .borrow()
+        .keys()
+        .all(|k| !k.starts_with("delivery:")));
+    // GitHub's "Redeliver" of the failed delivery goes through.
+    assert_eq!(
+        deliver(&world, &config, &memory, &delivery).body["outcome"],
+        "dispatched"
+    );
+
+    let world = World::new();
+    let dry = config_with(&[("DRY_RUN", "true")]);
+    deliver(&world, &dry, &memory, &delivery);
+    assert_eq!(
+        deliver(&world, &dry, &memory, &delivery).body["outcome"],
+        "dispatched"
     );
 }

@@ -126,13 +126,13 @@ impl Platform for WorkerPlatform<'_> {
         kv.get(key).text().await.map_err(|e| e.to_string())
     }
 
-    async fn kv_put(&self, key: &str, value: &str) -> Result<(), String> {
+    async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String> {
         let kv = self.env.kv(KV_BINDING).map_err(|e| e.to_string())?;
-        kv.put(key, value)
-            .map_err(|e| e.to_string())?
-            .execute()
-            .await
-            .map_err(|e| e.to_string())
+        let mut put = kv.put(key, value).map_err(|e| e.to_string())?;
+        if let Some(ttl) = ttl_seconds {
+            put = put.expiration_ttl(ttl);
+        }
+        put.execute().await.map_err(|e| e.to_string())
     }
 
     fn now_ms(&self) -> u64 {

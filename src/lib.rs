@@ -3,11 +3,12 @@
 //!
 //! Each stage is a plain Rust module, compiled and tested natively; only `glue` (compiled for wasm32)
 //! touches the Workers runtime. The stages, in the order a delivery meets them:
-//! `read` → `verify` → `classify` → `filter` → `registry` → `dispatch` → `respond`, sequenced by
+//! `read` → `verify` → `classify` → `filter` → `registry` → `dedup` → `dispatch` → `respond`, sequenced by
 //! `delivery` through the `platform` seam (GitHub, KV, clock).
 
 pub mod classify;
 pub mod config;
+pub mod dedup;
 pub mod delivery;
 pub mod dispatch;
 pub mod filter;

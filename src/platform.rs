@@ -28,7 +28,8 @@ pub trait Platform {
     /// Sends a request; `Err` is a network-level failure (no HTTP status), described for the log.
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, String>;
     async fn kv_get(&self, key: &str) -> Result<Option<String>, String>;
-    async fn kv_put(&self, key: &str, value: &str) -> Result<(), String>;
+    /// Writes a value; with `ttl_seconds`, KV forgets it after that long (at least 60, KV's minimum).
+    async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     async fn sleep(&self, ms: u64);
