@@ -24,9 +24,14 @@ fi
 
 # Seed the local KV with the registry file. Locally the seeded copy is the registry: the TTL below keeps
 # the worker from asking GitHub for config/repositories.json (edit the file and rerun to reseed).
+# The key names the copy's source (src/registry.rs, kv_key): registry:v1:<dispatch repo, lower-case>:<path>.
+toml_var() { sed -n "s/^$1 = \"\(.*\)\"\$/\1/p" wrangler.toml; }
+dispatch_repo="$(toml_var DISPATCH_REPO)"
+registry_path="$(toml_var REGISTRY_PATH)"
+registry_key="registry:v1:${dispatch_repo,,}:${registry_path:-config/repositories.json}"
 node scripts/registry-kv-value.mjs config/repositories.json > .wrangler-registry-seed.json
 trap 'rm -f .wrangler-registry-seed.json' EXIT
-wrangler kv key put registry:v1 --binding REGISTRY --local --path .wrangler-registry-seed.json >/dev/null
+wrangler kv key put "$registry_key" --binding REGISTRY --local --path .wrangler-registry-seed.json >/dev/null
 rm -f .wrangler-registry-seed.json
 echo "dev: seeded local KV with $(node -e 'console.log(JSON.parse(require("fs").readFileSync("config/repositories.json","utf8")).repositories.length)') registry entries" >&2
 

@@ -296,7 +296,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         if let Some(copy) = in_memory.as_ref().filter(|c| c.is_fresh(now, ttl)) {
             return Ok(copy.registry.clone());
         }
-        let in_kv = match self.platform.kv_get(registry::KV_KEY).await {
+        let in_kv = match self.platform.kv_get(&self.registry_key(central)).await {
             Ok(Some(value)) => CachedRegistry::from_kv(&value)
                 .map_err(|why| notes.push(format!("registry: KV copy unreadable: {why}")))
                 .ok(),
@@ -361,7 +361,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         let _ = self
             .platform
             .kv_put(
-                registry::KV_KEY,
+                &self.registry_key(central),
                 &CachedRegistry::to_kv(&response.body, fetched_at_ms),
                 None,
             )
@@ -370,16 +370,23 @@ impl<'a, P: Platform> Relay<'a, P> {
         Ok(copy)
     }
 
+    fn registry_key(&self, central: &RepoName) -> String {
+        registry::kv_key(central, &self.config.registry_path)
+    }
+
     /// `GET /health`: what an operator checks first. Reads memory and KV only, never GitHub.
     pub async fn health(&self) -> Reply {
         let now = self.platform.now_ms();
         let in_memory = self.memory.borrow().clone();
-        let copy = match in_memory {
-            Some(copy) => Some((copy, "memory")),
-            None => match self.platform.kv_get(registry::KV_KEY).await {
-                Ok(Some(value)) => CachedRegistry::from_kv(&value).ok().map(|c| (c, "kv")),
-                _ => None,
-            },
+        let copy = match (in_memory, &self.config.dispatch_repo) {
+            (Some(copy), _) => Some((copy, "memory")),
+            (None, Some(central)) => {
+                match self.platform.kv_get(&self.registry_key(central)).await {
+                    Ok(Some(value)) => CachedRegistry::from_kv(&value).ok().map(|c| (c, "kv")),
+                    _ => None,
+                }
+            }
+            (None, None) => None,
         };
         let registry = copy.map(|(copy, tier)| {
             json!({

@@ -74,16 +74,18 @@ pub fn dispatch_request(config: &Config, central: &RepoName, body: String) -> Ht
 }
 
 /// GitHub's error bodies are `{"message": "...", "documentation_url": "..."}`; the message is what an
-/// operator needs to see. Bounded, because an unexpected HTML error page can be large.
+/// operator needs to see, and it is safe to pass on. Anything else (an HTML page from a proxy or load
+/// balancer) is not echoed to the sender: only its size is named.
 pub fn error_message(body: &str) -> String {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         message: String,
     }
-    let message = serde_json::from_str::<ErrorBody>(body)
-        .map(|e| e.message)
-        .unwrap_or_else(|_| body.trim().to_string());
-    crate::read::truncate_for_message(&message)
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(error) => crate::read::truncate_for_message(&error.message),
+        Err(_) if body.trim().is_empty() => "empty body".to_string(),
+        Err(_) => format!("a {}-byte body that is not GitHub's JSON error", body.len()),
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +137,13 @@ mod tests {
             error_message(r#"{"message":"Bad credentials","documentation_url":"x"}"#),
             "Bad credentials"
         );
-        assert!(error_message(&"<html>".repeat(1000)).chars().count() <= 65);
+        let html = "<html><body>upstream proxy secret-ish detail</body></html>";
+        assert_eq!(
+            error_message(html),
+            format!("a {}-byte body that is not GitHub's JSON error", html.len())
+        );
+        assert_eq!(error_message(" "), "empty body");
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(5000));
+        assert!(error_message(&long).chars().count() <= 65);
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use worker::{
     console_log, event, wasm_bindgen::JsValue, Context, Date, Delay, Env, Fetch, Headers, Method,
     Request, RequestInit, Response,
@@ -11,6 +13,7 @@ use worker::{
 use crate::config::Config;
 use crate::delivery::{admit, refuse, Admitted, RegistryMemory, Relay, Reply, RequestHead};
 use crate::platform::{HttpRequest, HttpResponse, Platform};
+use crate::read;
 use crate::respond::{self, DeliveryFacts, Stop};
 
 /// The KV namespace binding (wrangler.toml) that caches the registry.
@@ -84,11 +87,29 @@ async fn handle(req: &mut Request, env: &Env) -> worker::Result<Reply> {
     Ok(match admit(&head) {
         Err(stop) => refuse(&head, stop),
         Ok(Admitted::Health) => relay.health().await,
-        Ok(Admitted::Webhook(kind)) => {
-            let body = req.bytes().await?;
-            relay.deliver(&head, kind, &body).await
-        }
+        Ok(Admitted::Webhook(kind)) => match read_body(req).await? {
+            Ok(body) => relay.deliver(&head, kind, &body).await,
+            Err(stop) => refuse(&head, stop),
+        },
     })
+}
+
+/// Reads the body chunk by chunk and stops at GitHub's 25 MB cap, so a chunked upload without a
+/// Content-Length cannot make the isolate buffer more than that.
+async fn read_body(req: &mut Request) -> worker::Result<Result<Vec<u8>, Stop>> {
+    if req.inner().body().is_none() {
+        return Ok(Ok(Vec::new()));
+    }
+    let mut stream = req.stream()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if let Err(stop) = read::check_length((body.len() + chunk.len()) as u64) {
+            return Ok(Err(stop));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body))
 }
 
 struct WorkerPlatform<'a> {

@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::RepoName;
 
-/// The KV key holding the cached registry (see `CachedRegistry` for its format).
-pub const KV_KEY: &str = "registry:v1";
+/// The KV key holding the cached registry (see `CachedRegistry` for its format). It names where the copy
+/// came from, so pointing DISPATCH_REPO or REGISTRY_PATH elsewhere can never serve the old file.
+pub fn kv_key(central: &RepoName, registry_path: &str) -> String {
+    format!("registry:v1:{}:{registry_path}", central.key())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -297,6 +300,14 @@ mod tests {
         assert_eq!(cached.registry, Registry::parse(FILE).unwrap());
         assert!(CachedRegistry::from_kv("{}").is_err());
         assert!(CachedRegistry::from_kv(r#"{"fetched_at_ms": 1, "document": "[]"}"#).is_err());
+    }
+
+    #[test]
+    fn kv_key_names_the_source() {
+        assert_eq!(
+            kv_key(&name("Studio/Central"), "config/repositories.json"),
+            "registry:v1:studio/central:config/repositories.json"
+        );
     }
 
     #[test]

@@ -391,14 +391,37 @@ describe("when GitHub refuses or fails the dispatch", () => {
   });
 });
 
-// DESIGN.md §1 lists a dedup stage (a KV key per dispatched X-GitHub-Delivery, outcome "duplicate"); the
-// worker does not implement it yet, so a redelivery dispatches again. Marked todo so it reports without
-// failing the suite; drop the todo once dedup lands.
-test("TODO(dedup): a redelivery of a dispatched delivery answers duplicate", { todo: "DESIGN.md §1 dedup stage not implemented yet" }, async () => {
-  const first = await worker.deliver(publishingPush(), { delivery: "redelivered-1" });
-  assert.equal(first.body.outcome, "dispatched");
-  const again = await worker.deliver(publishingPush(), { delivery: "redelivered-1" });
-  assert.equal(again.status, 200);
-  assert.equal(again.body.outcome, "duplicate");
-  assert.equal(github.dispatches.length, 1);
+// dedup: GitHub redelivers with the same X-GitHub-Delivery; one that was dispatched is answered
+// "duplicate", one that failed goes through again.
+describe("redeliveries", () => {
+  test("a redelivery of a dispatched delivery answers duplicate and dispatches nothing", async () => {
+    const first = await worker.deliver(publishingPush(), { delivery: "redelivered-1" });
+    assert.equal(first.body.outcome, "dispatched");
+    const stored = JSON.parse(await (await worker.kv()).get("delivery:redelivered-1"));
+    assert.equal(stored.repository, "Codertocat/Hello-World");
+    const again = await worker.deliver(publishingPush(), { delivery: "redelivered-1" });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.outcome, "duplicate");
+    assert.match(again.body.reason, /^already dispatched Codertocat\/Hello-World@[0-9a-f]{12} \d+ s ago; this is a redelivery$/);
+    assert.equal(github.dispatches.length, 1);
+  });
+
+  test("a delivery that failed is dispatched when GitHub redelivers it", async () => {
+    github.failNext({ status: 500 }, { status: 500 }, { status: 500 });
+    const failed = await worker.deliver(publishingPush(), { delivery: "redelivered-2" });
+    assert.equal(failed.status, 502);
+    assert.equal(await (await worker.kv()).get("delivery:redelivered-2"), null);
+    const again = await worker.deliver(publishingPush(), { delivery: "redelivered-2" });
+    assert.equal(again.body.outcome, "dispatched");
+  });
+
+  test("a non-JSON error page from upstream is not echoed to the sender", async () => {
+    github.failNext(
+      ...Array(3).fill({ status: 503, body: "<html><body>proxy internals</body></html>", headers: { "Content-Type": "text/html" } }),
+    );
+    const { status, body } = await worker.deliver(publishingPush());
+    assert.equal(status, 502);
+    assert.doesNotMatch(body.reason, /proxy internals/);
+    assert.match(body.reason, /GitHub answered 503: a \d+-byte body that is not GitHub's JSON error/);
+  });
 });

@@ -35,7 +35,8 @@ export const GITHUB_API = "http://github.test";
 export const REGISTRY_PATH = "config/repositories.json";
 export const DISPATCHES_PATH = `/repos/${CENTRAL}/dispatches`;
 export const CONTENTS_PATH = `/repos/${CENTRAL}/contents/${REGISTRY_PATH}`;
-export const KV_KEY = "registry:v1";
+/// src/registry.rs kv_key: the key names the copy's source (central repository, lower-cased, and path).
+export const KV_KEY = `registry:v1:${CENTRAL.toLowerCase()}:${REGISTRY_PATH}`;
 /// `Cargo.toml`'s package version, which the worker reports and sends as its User-Agent.
 export const VERSION = readFileSync(join(ROOT, "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
 

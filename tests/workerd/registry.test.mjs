@@ -1,4 +1,4 @@
-// The registry's tiers in real workerd: isolate memory → KV (`registry:v1`) → GitHub's contents API, the
+// The registry's tiers in real workerd: isolate memory → KV (`registry:v1:<central>:<path>`) → GitHub's contents API, the
 // TTL, a stale copy winning over an outage, and the refresh when a push edits the registry file.
 // `worker.restart()` starts a fresh isolate (empty memory tier) and keeps KV, like a cold start.
 
