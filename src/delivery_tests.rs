@@ -226,13 +226,18 @@ fn deliver(
 
 fn run(delivery: &Delivery) -> (World, Outcome) {
     let world = World::new();
-    let outcome = deliver(
-        &world,
+    let outcome = deliver_in(&world, delivery);
+    (world, outcome)
+}
+
+/// A delivery in a prepared world, with the default configuration and a new isolate.
+fn deliver_in(world: &World, delivery: &Delivery) -> Outcome {
+    deliver(
+        world,
         &config_with(&[]),
         &RegistryMemory::default(),
         delivery,
-    );
-    (world, outcome)
+    )
 }
 
 fn package_push() -> Value {
@@ -447,12 +452,7 @@ fn dispatch_is_retried_then_succeeds() {
             ok(204, ""),
         ],
     );
-    let out = deliver(
-        &world,
-        &config_with(&[]),
-        &RegistryMemory::default(),
-        &Delivery::push(&package_push()),
-    );
+    let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 200);
     assert_eq!(out.body["outcome"], "dispatched");
     assert_eq!(out.body["attempts"], 3);
@@ -468,12 +468,7 @@ fn github_refusing_the_dispatch_is_502() {
         DISPATCH_URL,
         vec![ok(500, r#"{"message":"Internal Server Error"}"#)],
     );
-    let out = deliver(
-        &world,
-        &config_with(&[]),
-        &RegistryMemory::default(),
-        &Delivery::push(&package_push()),
-    );
+    let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
     assert_eq!(out.body["outcome"], "failed");
     assert_eq!(world.sent_to(DISPATCH_URL).len(), 3);
@@ -488,12 +483,7 @@ fn github_refusing_the_dispatch_is_502() {
         DISPATCH_URL,
         vec![ok(401, r#"{"message":"Bad credentials"}"#)],
     );
-    let out = deliver(
-        &world,
-        &config_with(&[]),
-        &RegistryMemory::default(),
-        &Delivery::push(&package_push()),
-    );
+    let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
     assert_eq!(world.sent_to(DISPATCH_URL).len(), 1, "a 401 is not retried");
 }

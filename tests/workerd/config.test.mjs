@@ -3,7 +3,7 @@
 // (`worker.reconfigure` = a fresh isolate with the file's base bindings changed; KV is kept).
 
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import {
   CENTRAL,
@@ -12,25 +12,16 @@ import {
   SECRET,
   VERSION,
   publishingPush,
-  startWorker,
+  useWorker,
 } from "./harness.mjs";
 
 let worker;
 let github;
 
-before(async () => {
-  worker = await startWorker();
-  github = worker.github;
+useWorker(undefined, (started) => {
+  worker = started;
+  github = started.github;
 });
-after(async () => {
-  if (!worker) return;
-  try {
-    await worker.assertCleanRun();
-  } finally {
-    await worker.dispose();
-  }
-});
-beforeEach(() => github.clear());
 
 const health = async () => (await worker.request("/health", {}, { expectLog: false })).body;
 

@@ -2,7 +2,7 @@
 // what is ignored and why, and what happens when GitHub refuses or fails the dispatch.
 
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import {
   CENTRAL,
@@ -12,25 +12,16 @@ import {
   fixture,
   publishingPush,
   pushChanging,
-  startWorker,
+  useWorker,
 } from "./harness.mjs";
 
 let worker;
 let github;
 
-before(async () => {
-  worker = await startWorker();
-  github = worker.github;
+useWorker(undefined, (started) => {
+  worker = started;
+  github = started.github;
 });
-after(async () => {
-  if (!worker) return;
-  try {
-    await worker.assertCleanRun();
-  } finally {
-    await worker.dispose();
-  }
-});
-beforeEach(() => github.clear());
 
 const SHA = "8f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5";
 

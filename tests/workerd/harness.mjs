@@ -18,6 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { after, before, beforeEach } from "node:test";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /// Real GitHub payloads: UPM_FIXTURES_DIR, else the copy vendored in tests/fixtures/github-webhooks, else
@@ -225,6 +226,26 @@ function miniflareOptions({ github, bindings, logs }) {
     outboundService: { node: github.handler },
     handleStructuredLogs: (log) => logs.push(log),
   });
+}
+
+/// The hooks every suite file needs: one worker for the file (started with `options`, handed to
+/// `onStart`), a clean fake GitHub before each test, and at the end the one-log-line-per-delivery check
+/// and disposal.
+export function useWorker(options, onStart) {
+  let worker;
+  before(async () => {
+    worker = await startWorker(options);
+    onStart(worker);
+  });
+  after(async () => {
+    if (!worker) return;
+    try {
+      await worker.assertCleanRun();
+    } finally {
+      await worker.dispose();
+    }
+  });
+  beforeEach(() => worker.github.clear());
 }
 
 /// Starts the worker. `bindings` are merged over DEFAULT_BINDINGS; a binding set to `undefined` is left out.

@@ -2,7 +2,7 @@
 // (401, secret rotation) and malformed deliveries (400).
 
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import {
   CENTRAL,
@@ -11,7 +11,7 @@ import {
   fixture,
   publishingPush,
   sign,
-  startWorker,
+  useWorker,
 } from "./harness.mjs";
 
 // Rotation: the new secret is added next to the old one (a trailing comma must not add an empty secret).
@@ -21,19 +21,10 @@ const MAX_BODY = 25 * 1024 * 1024;
 let worker;
 let github;
 
-before(async () => {
-  worker = await startWorker({ bindings: { WEBHOOK_SECRET: `${NEW_SECRET}, ${SECRET},` } });
-  github = worker.github;
+useWorker({ bindings: { WEBHOOK_SECRET: `${NEW_SECRET}, ${SECRET},` } }, (started) => {
+  worker = started;
+  github = started.github;
 });
-after(async () => {
-  if (!worker) return;
-  try {
-    await worker.assertCleanRun();
-  } finally {
-    await worker.dispose();
-  }
-});
-beforeEach(() => github.clear());
 
 const ping = () => fixture("ping/payload.json");
 

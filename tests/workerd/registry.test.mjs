@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { beforeEach, describe, test } from "node:test";
 
 import {
   CENTRAL,
@@ -18,23 +18,15 @@ import {
   TOKEN,
   publishingPush,
   pushChanging,
-  startWorker,
+  useWorker,
 } from "./harness.mjs";
 
 let worker;
 let github;
 
-before(async () => {
-  worker = await startWorker();
-  github = worker.github;
-});
-after(async () => {
-  if (!worker) return;
-  try {
-    await worker.assertCleanRun();
-  } finally {
-    await worker.dispose();
-  }
+useWorker(undefined, (started) => {
+  worker = started;
+  github = started.github;
 });
 beforeEach(() => {
   github.clear();
