@@ -12,16 +12,12 @@ import {
   SECRET,
   VERSION,
   publishingPush,
+  github,
   useWorker,
+  worker,
 } from "./harness.mjs";
 
-let worker;
-let github;
-
-useWorker(undefined, (started) => {
-  worker = started;
-  github = started.github;
-});
+useWorker();
 
 const health = async () => (await worker.request("/health", {}, { expectLog: false })).body;
 

@@ -12,16 +12,12 @@ import {
   fixture,
   publishingPush,
   pushChanging,
+  github,
   useWorker,
+  worker,
 } from "./harness.mjs";
 
-let worker;
-let github;
-
-useWorker(undefined, (started) => {
-  worker = started;
-  github = started.github;
-});
+useWorker();
 
 const SHA = "8f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5";
 

@@ -228,14 +228,17 @@ function miniflareOptions({ github, bindings, logs }) {
   });
 }
 
-/// The hooks every suite file needs: one worker for the file (started with `options`, handed to
-/// `onStart`), a clean fake GitHub before each test, and at the end the one-log-line-per-delivery check
-/// and disposal.
-export function useWorker(options, onStart) {
-  let worker;
+/// The suite's worker and its fake GitHub, set by `useWorker`. node:test runs every test file in a
+/// process of its own, so each file has its own.
+export let worker;
+export let github;
+
+/// The hooks every suite file needs: one worker for the file (started with `options`), a clean fake
+/// GitHub before each test, and at the end the one-log-line-per-delivery check and disposal.
+export function useWorker(options) {
   before(async () => {
     worker = await startWorker(options);
-    onStart(worker);
+    github = worker.github;
   });
   after(async () => {
     if (!worker) return;
@@ -245,7 +248,7 @@ export function useWorker(options, onStart) {
       await worker.dispose();
     }
   });
-  beforeEach(() => worker.github.clear());
+  beforeEach(() => github.clear());
 }
 
 /// Starts the worker. `bindings` are merged over DEFAULT_BINDINGS; a binding set to `undefined` is left out.

@@ -11,20 +11,16 @@ import {
   fixture,
   publishingPush,
   sign,
+  github,
   useWorker,
+  worker,
 } from "./harness.mjs";
 
 // Rotation: the new secret is added next to the old one (a trailing comma must not add an empty secret).
 const NEW_SECRET = "rotated-in-secret-2026";
 const MAX_BODY = 25 * 1024 * 1024;
 
-let worker;
-let github;
-
-useWorker({ bindings: { WEBHOOK_SECRET: `${NEW_SECRET}, ${SECRET},` } }, (started) => {
-  worker = started;
-  github = started.github;
-});
+useWorker({ bindings: { WEBHOOK_SECRET: `${NEW_SECRET}, ${SECRET},` } });
 
 const ping = () => fixture("ping/payload.json");
 

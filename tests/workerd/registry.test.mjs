@@ -18,16 +18,12 @@ import {
   TOKEN,
   publishingPush,
   pushChanging,
+  github,
   useWorker,
+  worker,
 } from "./harness.mjs";
 
-let worker;
-let github;
-
-useWorker(undefined, (started) => {
-  worker = started;
-  github = started.github;
-});
+useWorker();
 beforeEach(() => {
   github.clear();
   github.registry = { status: 200, body: REGISTRY_TEXT };
