@@ -237,17 +237,15 @@ impl<'a, P: Platform> Relay<'a, P> {
         let payload = dispatch::client_payload(publish, push, delivery);
         facts.package_path = Some(payload.package_path.clone());
         let what = describe(&payload);
-        let body = dispatch::body(&payload);
         if self.config.dry_run {
-            let request = github::dispatch_request(self.config, central, body);
             facts.dry_run = Some(true);
             facts.would_dispatch = Some(json!({
-                "url": request.url,
-                "body": serde_json::from_str::<serde_json::Value>(request.body.as_deref().unwrap_or("null"))
-                    .expect("the dispatch body is JSON"),
+                "url": github::dispatch_url(self.config, central),
+                "body": dispatch::body_json(&payload),
             }));
             return Ok(dispatched(format!("dry run: would dispatch {what}")));
         }
+        let body = dispatch::body(&payload);
         let started = self.platform.now_ms();
         let mut attempt = 1;
         loop {

@@ -79,8 +79,14 @@ pub fn package_path(packages: &ChangedPackages) -> String {
     }
 }
 
+/// The request body, as JSON text for sending.
 pub fn body(payload: &ClientPayload) -> String {
-    serde_json::to_string(&DispatchBody {
+    body_json(payload).to_string()
+}
+
+/// The request body as a JSON value (what a dry run shows).
+pub fn body_json(payload: &ClientPayload) -> serde_json::Value {
+    serde_json::to_value(DispatchBody {
         event_type: EVENT_TYPE,
         client_payload: payload,
     })

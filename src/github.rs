@@ -62,12 +62,21 @@ pub fn registry_file_request(config: &Config, central: &RepoName) -> HttpRequest
     )
 }
 
+fn dispatches_path(central: &RepoName) -> String {
+    format!("/repos/{}/dispatches", central.as_str())
+}
+
+/// Where dispatches go; a dry run names it without sending anything.
+pub fn dispatch_url(config: &Config, central: &RepoName) -> String {
+    format!("{}{}", config.github_api, dispatches_path(central))
+}
+
 /// `POST /repos/{central}/dispatches`: GitHub answers 204 No Content when it accepts the event.
 pub fn dispatch_request(config: &Config, central: &RepoName, body: String) -> HttpRequest {
     request(
         config,
         "POST",
-        &format!("/repos/{}/dispatches", central.as_str()),
+        &dispatches_path(central),
         "application/vnd.github+json",
         Some(body),
     )
