@@ -274,4 +274,21 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         self.failed().next().is_some()
     }
+
+    /// For the tests of what renders a report: `outcomes` from studio/game@0123456 on main, on github.com.
+    #[cfg(test)]
+    pub fn fixture(outcomes: Vec<Outcome>) -> Report {
+        Report {
+            source: Source {
+                repository: Some("studio/game".into()),
+                commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                branch: Some("main".into()),
+                server_url: "https://github.com".into(),
+                ..Source::default()
+            },
+            registry: "http://r".into(),
+            dry_run: false,
+            outcomes,
+        }
+    }
 }

@@ -520,18 +520,7 @@ mod tests {
             version: None,
             reason: "already published".into(),
         }));
-        Report {
-            source: Source {
-                repository: Some("studio/game".into()),
-                commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
-                branch: Some("main".into()),
-                server_url: "https://github.com".into(),
-                ..Source::default()
-            },
-            registry: "r".into(),
-            dry_run: false,
-            outcomes,
-        }
+        Report::fixture(outcomes)
     }
 
     #[test]

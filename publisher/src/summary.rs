@@ -145,51 +145,40 @@ mod tests {
 
     #[test]
     fn markdown_and_audit() {
-        let report = Report {
-            source: Source {
-                repository: Some("studio/game".into()),
-                commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
-                branch: Some("main".into()),
-                server_url: "https://github.com".into(),
-                ..Source::default()
-            },
-            registry: "http://r".into(),
-            dry_run: false,
-            outcomes: vec![
-                Outcome::Published(Box::new(Published {
-                    path: PackagePath::new("Packages/a"),
-                    name: PackageName::new_unchecked("com.s.a".into()),
-                    version: "1.1.0".into(),
-                    dist_tag: Some("latest".into()),
-                    shasum: "abc".into(),
-                    integrity: "sha512-x".into(),
-                    display_name: Some("A".into()),
-                    files: 3,
-                    size: 100,
-                    unpacked_size: 300,
-                    note: None,
-                    changelog: "## [1.1.0] - d\n\n- feat <b> (1234567)\n".into(),
-                })),
-                Outcome::Skipped(Skipped {
-                    path: PackagePath::new("Packages/b"),
-                    name: Some("com.s.b".into()),
-                    version: Some("1.0.0".into()),
-                    reason: "already published".into(),
-                }),
-                Outcome::Failed(Failed {
-                    path: PackagePath::new("Packages/c"),
-                    file: "Packages/c/package.json".into(),
-                    name: None,
-                    version: None,
-                    stage: Stage::Validate,
-                    problems: vec![Problem {
-                        field: "version".into(),
-                        reason: "is missing".into(),
-                    }],
-                    reason: "`version` is missing".into(),
-                }),
-            ],
-        };
+        let report = Report::fixture(vec![
+            Outcome::Published(Box::new(Published {
+                path: PackagePath::new("Packages/a"),
+                name: PackageName::new_unchecked("com.s.a".into()),
+                version: "1.1.0".into(),
+                dist_tag: Some("latest".into()),
+                shasum: "abc".into(),
+                integrity: "sha512-x".into(),
+                display_name: Some("A".into()),
+                files: 3,
+                size: 100,
+                unpacked_size: 300,
+                note: None,
+                changelog: "## [1.1.0] - d\n\n- feat <b> (1234567)\n".into(),
+            })),
+            Outcome::Skipped(Skipped {
+                path: PackagePath::new("Packages/b"),
+                name: Some("com.s.b".into()),
+                version: Some("1.0.0".into()),
+                reason: "already published".into(),
+            }),
+            Outcome::Failed(Failed {
+                path: PackagePath::new("Packages/c"),
+                file: "Packages/c/package.json".into(),
+                name: None,
+                version: None,
+                stage: Stage::Validate,
+                problems: vec![Problem {
+                    field: "version".into(),
+                    reason: "is missing".into(),
+                }],
+                reason: "`version` is missing".into(),
+            }),
+        ]);
         let md = markdown(&report);
         assert!(
             md.contains("**1** published · **1** skipped · **1** failed"),

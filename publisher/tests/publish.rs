@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde_json::{json, Value};
-use support::{get, sha1_hex, tarball_paths, Cli, FakeServer, Repo, Verdaccio};
+use support::{get, sha1_hex, tarball_paths, Cli, FakeServer, Repo, Run, Verdaccio};
 
 fn discord_messages(discord: &FakeServer) -> Vec<Value> {
     discord.requests().iter().map(|r| r.json()).collect()
@@ -30,14 +30,8 @@ fn happy_path_publishes_one_package_with_the_right_shasum() {
         .token(&registry.token)
         .discord(&discord)
         .env("DISCORD_THREAD_ID", "987654321")
-        .args(&[
-            "--clone",
-            &url,
-            "--commit-sha",
-            &sha,
-            "--workspace",
-            clone_into.to_str().unwrap(),
-        ])
+        .clone_at(&url, &sha)
+        .args(&["--workspace", clone_into.to_str().unwrap()])
         .args(&[
             "--repository",
             "studio/happy",
@@ -125,15 +119,7 @@ fn a_multi_package_repository_publishes_every_package() {
     let sha = repo.commit("feat: two packages");
 
     // No --package-paths: the whole repository is scanned.
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &sha,
-        ])
-        .run();
+    let run = Cli::publish(registry, &repo, &sha).run();
 
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut names = run.names("published");
@@ -155,28 +141,13 @@ fn an_already_published_version_is_skipped_and_nothing_is_uploaded() {
     let repo = Repo::new();
     repo.package("Packages/com.test.again", "com.test.again", "1.0.0");
     let sha = repo.commit("feat: again");
-    let first = Cli::new(&registry.url)
-        .token(&registry.token)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &sha,
-        ])
-        .run();
+    let first = Cli::publish(registry, &repo, &sha).run();
     assert_eq!(first.code, 0, "{}", first.stderr);
     let before = registry.packument("com.test.again");
 
     let discord = FakeServer::discord();
-    let second = Cli::new(&registry.url)
-        .token(&registry.token)
+    let second = Cli::publish(registry, &repo, &sha)
         .discord(&discord)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &sha,
-        ])
         .args(&["--package-paths", "Packages/com.test.again"])
         .run();
 
@@ -208,17 +179,9 @@ fn an_invalid_package_fails_alone_and_is_announced() {
     );
     let sha = repo.commit("feat: one good, two bad");
 
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
+    let run = Cli::publish(registry, &repo, &sha)
         .discord(&discord)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &sha,
-            "--repository",
-            "studio/mixed",
-        ])
+        .args(&["--repository", "studio/mixed"])
         .args(&[
             "--package-paths",
             "Packages/com.test.broken,Packages/com.test.valid,Packages/com.test.badname",
@@ -266,29 +229,13 @@ fn a_version_lower_than_latest_gets_another_dist_tag() {
     let repo = Repo::new();
     repo.package("pkg", "com.test.lower", "2.0.0");
     let high = repo.commit("feat!: 2.0");
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &high,
-        ])
-        .run();
+    let run = Cli::publish(registry, &repo, &high).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     // A fix on the 1.x line, published after 2.0.0.
     repo.set_version("pkg", "com.test.lower", "1.5.0");
     let low = repo.commit("fix: backport");
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &low,
-        ])
-        .run();
+    let run = Cli::publish(registry, &repo, &low).run();
 
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.audit["published"][0]["dist_tag"], "latest-1");
@@ -309,11 +256,7 @@ fn the_changelog_covers_changes_since_the_previous_version() {
     let repo = Repo::new();
     repo.package("Packages/log", "com.test.changelog", "1.0.0");
     let first = repo.commit("feat: the beginning");
-    let ws = repo.path().to_str().unwrap().to_string();
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
-        .args(&["--workspace", &ws, "--commit-sha", &first])
-        .run();
+    let run = Cli::publish(registry, &repo, &first).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     repo.write("Packages/log/Runtime/Thing.cs", "class Thing { int x; }\n");
@@ -325,10 +268,8 @@ fn the_changelog_covers_changes_since_the_previous_version() {
     repo.set_version("Packages/log", "com.test.changelog", "1.1.0");
     let release = repo.commit("chore: release 1.1.0");
 
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
+    let run = Cli::publish(registry, &repo, &release)
         .discord(&discord)
-        .args(&["--workspace", &ws, "--commit-sha", &release])
         .run();
 
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -364,13 +305,13 @@ fn a_broken_registry_is_an_error_never_not_published() {
     let repo = Repo::new();
     repo.package("p", "com.test.down", "1.0.0");
     let sha = repo.commit("feat: down");
-    let ws = repo.path().to_str().unwrap().to_string();
 
     // 500 on everything: retried (bounded), then an error for the package; nothing uploaded.
     let broken = FakeServer::start(|_| (500, br#"{"error":"internal"}"#.to_vec()));
     let run = Cli::new(&broken.url)
         .token("t")
-        .args(&["--workspace", &ws, "--commit-sha", &sha, "--attempts", "2"])
+        .workspace(&repo, &sha)
+        .args(&["--attempts", "2"])
         .run();
     assert_eq!(run.code, 1);
     assert_eq!(run.count("published") + run.count("skipped"), 0);
@@ -389,9 +330,7 @@ fn a_broken_registry_is_an_error_never_not_published() {
 
     // 401 is not retried and not "missing".
     let denied = FakeServer::start(|_| (401, br#"{"error":"unauthorized"}"#.to_vec()));
-    let run = Cli::new(&denied.url)
-        .args(&["--workspace", &ws, "--commit-sha", &sha])
-        .run();
+    let run = Cli::new(&denied.url).workspace(&repo, &sha).run();
     assert_eq!(run.code, 1);
     assert!(run.audit["failed"][0]["reason"]
         .as_str()
@@ -406,7 +345,8 @@ fn a_broken_registry_is_an_error_never_not_published() {
         .unwrap()
         .port();
     let run = Cli::new(&format!("http://127.0.0.1:{port}"))
-        .args(&["--workspace", &ws, "--commit-sha", &sha, "--attempts", "2"])
+        .workspace(&repo, &sha)
+        .args(&["--attempts", "2"])
         .run();
     assert_eq!(run.code, 1);
     assert_eq!(run.audit["failed"][0]["stage"], "registry");
@@ -471,11 +411,10 @@ fn a_409_is_verified_not_retried() {
     let repo = Repo::new();
     repo.package("p", "com.test.conflict", "1.0.0");
     let sha = repo.commit("feat: conflict");
-    let ws = repo.path().to_str().unwrap().to_string();
     let run_against = |server: &FakeServer| {
         Cli::new(&server.url)
             .token("t")
-            .args(&["--workspace", &ws, "--commit-sha", &sha])
+            .workspace(&repo, &sha)
             .run()
     };
 
@@ -513,6 +452,20 @@ fn a_409_is_verified_not_retried() {
         .contains("different content"));
 }
 
+/// Two runs at once, each from its own clone of `url`: the first at `shas[0]` with the registry's
+/// publisher, the second at `shas[1]` with `other_token`.
+fn race(registry: &Verdaccio, other_token: &str, url: &str, shas: [&str; 2]) -> (Run, Run) {
+    let a = Cli::new(&registry.url)
+        .token(&registry.token)
+        .clone_at(url, shas[0])
+        .spawn();
+    let b = Cli::new(&registry.url)
+        .token(other_token)
+        .clone_at(url, shas[1])
+        .spawn();
+    (a.finish(), b.finish())
+}
+
 #[test]
 fn two_publishers_racing_on_one_version_leave_a_consistent_registry() {
     let registry = Verdaccio::shared();
@@ -524,15 +477,7 @@ fn two_publishers_racing_on_one_version_leave_a_consistent_registry() {
         let sha = repo.commit("feat: race");
         let (_bare, url) = repo.bare();
         // Two runs for the same commit (a redelivery, a manual replay), each with its own clone.
-        let a = Cli::new(&registry.url)
-            .token(&registry.token)
-            .args(&["--clone", &url, "--commit-sha", &sha])
-            .spawn();
-        let b = Cli::new(&registry.url)
-            .token(&other_token)
-            .args(&["--clone", &url, "--commit-sha", &sha])
-            .spawn();
-        let (a, b) = (a.finish(), b.finish());
+        let (a, b) = race(registry, &other_token, &url, [&sha, &sha]);
 
         assert_eq!((a.code, b.code), (0, 0), "{}\n{}", a.stderr, b.stderr);
         assert_eq!(
@@ -556,15 +501,7 @@ fn two_publishers_racing_on_one_version_leave_a_consistent_registry() {
     repo.write("p/Runtime/Other.cs", "class Other {}\n");
     let two = repo.commit("feat: two");
     let (_bare, url) = repo.bare();
-    let a = Cli::new(&registry.url)
-        .token(&registry.token)
-        .args(&["--clone", &url, "--commit-sha", &one])
-        .spawn();
-    let b = Cli::new(&registry.url)
-        .token(&other_token)
-        .args(&["--clone", &url, "--commit-sha", &two])
-        .spawn();
-    let (a, b) = (a.finish(), b.finish());
+    let (a, b) = race(registry, &other_token, &url, [&one, &two]);
     let doc = registry.packument("com.test.race-diff");
     let shasum = doc["versions"]["1.0.0"]["dist"]["shasum"]
         .as_str()
@@ -606,17 +543,9 @@ fn thirty_packages_fit_discords_limits() {
     }
     let sha = git_head(&repo);
 
-    let run = Cli::new(&registry.url)
-        .token(&registry.token)
+    let run = Cli::publish(registry, &repo, &sha)
         .discord(&discord)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &sha,
-            "--repository",
-            "studio/many",
-        ])
+        .args(&["--repository", "studio/many"])
         .run();
 
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -672,14 +601,8 @@ fn a_run_that_cannot_start_still_reports_and_notifies() {
     // The run stops before any registry request (port 9 on loopback: nothing listens there).
     let run = Cli::new("http://127.0.0.1:9")
         .discord(&discord)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            wrong,
-            "--repository",
-            "studio/x",
-        ])
+        .workspace(&repo, wrong)
+        .args(&["--repository", "studio/x"])
         .run();
     assert_eq!(run.code, 1);
     assert_eq!(run.audit["failed"][0]["stage"], "checkout");
@@ -713,13 +636,8 @@ fn dry_run_uploads_nothing() {
     repo.package("p", "com.test.dry", "1.0.0");
     let sha = repo.commit("feat: dry");
     let run = Cli::new(&registry.url)
-        .args(&[
-            "--workspace",
-            repo.path().to_str().unwrap(),
-            "--commit-sha",
-            &sha,
-            "--dry-run",
-        ])
+        .workspace(&repo, &sha)
+        .arg("--dry-run")
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.audit["skipped"][0]["reason"]
@@ -745,7 +663,13 @@ fn discord_rate_limits_are_waited_out_and_a_dead_webhook_does_not_hide_results()
         r#"{"name":"com.test.ratelimit","displayName":"x"}"#,
     );
     let sha = repo.commit("feat: broken on purpose");
-    let ws = repo.path().to_str().unwrap().to_string();
+    // The package fails validation, so no registry is needed (nothing listens on port 9).
+    let run_with = |discord: &FakeServer| {
+        Cli::new("http://127.0.0.1:9")
+            .discord(discord)
+            .workspace(&repo, &sha)
+            .run()
+    };
 
     // Discord's 429 carries the wait in the body; the message is sent on the next attempt.
     let calls = Arc::new(Mutex::new(0));
@@ -763,20 +687,14 @@ fn discord_rate_limits_are_waited_out_and_a_dead_webhook_does_not_hide_results()
             (200, br#"{"id":"1"}"#.to_vec())
         }
     });
-    let run = Cli::new("http://127.0.0.1:9")
-        .discord(&limited)
-        .args(&["--workspace", &ws, "--commit-sha", &sha])
-        .run();
+    let run = run_with(&limited);
     assert_eq!(run.code, 1);
     assert_eq!(limited.requests().len(), 2);
     assert_eq!(run.audit["notification"], "sent");
 
     // A webhook that keeps failing: bounded attempts, reported, and the package result is unchanged.
     let dead = FakeServer::start(|_| (404, br#"{"message":"Unknown Webhook"}"#.to_vec()));
-    let run = Cli::new("http://127.0.0.1:9")
-        .discord(&dead)
-        .args(&["--workspace", &ws, "--commit-sha", &sha])
-        .run();
+    let run = run_with(&dead);
     assert_eq!(run.code, 1);
     assert_eq!(dead.requests().len(), 1, "a 404 is not retried");
     assert_eq!(

@@ -500,6 +500,28 @@ impl Cli {
         self.env("DISCORD_WEBHOOK_URL", &discord.webhook_url())
     }
 
+    /// Publish from `repo`'s working tree, which must be at `sha`.
+    pub fn workspace(self, repo: &Repo, sha: &str) -> Cli {
+        self.args(&[
+            "--workspace",
+            repo.path().to_str().unwrap(),
+            "--commit-sha",
+            sha,
+        ])
+    }
+
+    /// Publish from a fresh clone of `url` at `sha`.
+    pub fn clone_at(self, url: &str, sha: &str) -> Cli {
+        self.args(&["--clone", url, "--commit-sha", sha])
+    }
+
+    /// The usual run: `repo`'s working tree at `sha`, to `registry` with its publisher's token.
+    pub fn publish(registry: &Verdaccio, repo: &Repo, sha: &str) -> Cli {
+        Cli::new(&registry.url)
+            .token(&registry.token)
+            .workspace(repo, sha)
+    }
+
     /// Runs the CLI (bounded to two minutes) and reads its audit file and summary.
     pub fn run(self) -> Run {
         self.spawn().finish()
