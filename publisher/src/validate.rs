@@ -28,40 +28,13 @@ pub fn validate(path: PackagePath, dir: PathBuf, manifest: Map<String, Value>) -
         })
     };
 
-    let name = match manifest.get("name") {
-        Some(Value::String(name)) => match check_name(name) {
-            Ok(()) => Some(name.clone()),
-            Err(reason) => {
-                problem("name", reason);
-                None
-            }
-        },
-        Some(_) => {
-            problem("name", "must be a string".to_string());
-            None
-        }
-        None => {
-            problem("name", "is missing".to_string());
-            None
-        }
-    };
-    let version = match manifest.get("version") {
-        Some(Value::String(version)) => match check_version(version) {
-            Ok(version) => Some(version),
-            Err(reason) => {
-                problem("version", reason);
-                None
-            }
-        },
-        Some(_) => {
-            problem("version", "must be a string".to_string());
-            None
-        }
-        None => {
-            problem("version", "is missing".to_string());
-            None
-        }
-    };
+    let name = required(
+        &manifest,
+        "name",
+        |name| check_name(name).map(|()| name.to_string()),
+        &mut problem,
+    );
+    let version = required(&manifest, "version", check_version, &mut problem);
     let display_name = match manifest.get("displayName") {
         None => None,
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
@@ -129,6 +102,25 @@ pub fn validate(path: PackagePath, dir: PathBuf, manifest: Map<String, Value>) -
             })
         }
     }
+}
+
+/// A field that must be a string passing `check`: its checked value, or `None` with the problem reported.
+fn required<T>(
+    manifest: &Map<String, Value>,
+    field: &str,
+    check: impl FnOnce(&str) -> Result<T, String>,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<T> {
+    let reason = match manifest.get(field) {
+        Some(Value::String(value)) => match check(value) {
+            Ok(checked) => return Some(checked),
+            Err(reason) => reason,
+        },
+        Some(_) => "must be a string".to_string(),
+        None => "is missing".to_string(),
+    };
+    problem(field, reason);
+    None
 }
 
 /// A lower-case reverse-domain name (`com.studio.tool`, Unity's convention) or an npm scoped name
