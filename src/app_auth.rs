@@ -230,7 +230,16 @@ struct JwtHeader {
 pub struct JwtClaims {
     pub iat: u64,
     pub exp: u64,
-    pub iss: String,
+    pub iss: Issuer,
+}
+
+/// The JWT issuer: a numeric App id goes out as a JSON number (what GitHub documented for years, and
+/// what the original worker sent); a client id (`Iv1.…`) as a string.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Issuer {
+    AppId(u64),
+    ClientId(String),
 }
 
 impl JwtClaims {
@@ -239,7 +248,10 @@ impl JwtClaims {
         JwtClaims {
             iat: now.saturating_sub(JWT_BACKDATE_SECONDS),
             exp: now + JWT_LIFETIME_SECONDS,
-            iss: app_id.to_string(),
+            iss: app_id
+                .parse()
+                .map(Issuer::AppId)
+                .unwrap_or_else(|_| Issuer::ClientId(app_id.to_string())),
         }
     }
 }

@@ -104,7 +104,7 @@ fn assert_valid_jwt(jwt: &str, now_ms: u64) {
     );
     let claims = decode_segment(parts[1]);
     let now = now_ms / 1000;
-    assert_eq!(claims["iss"], APP_ID);
+    assert_eq!(claims["iss"], 4242, "a numeric App id is a JSON number");
     assert_eq!(claims["iat"], now - 60, "backdated for clock drift");
     let exp = claims["exp"].as_u64().unwrap();
     assert!(exp > now && exp - now <= 600, "GitHub refuses exp > 10 min");
@@ -134,6 +134,36 @@ fn the_jwt_is_rs256_signed_with_the_app_key_and_short_lived() {
     );
     let verifies = std::panic::catch_unwind(|| assert_valid_jwt(&forged, 1_800_000_000_000));
     assert!(verifies.is_err());
+}
+
+#[test]
+fn a_client_id_is_a_string_issuer() {
+    let claims = JwtClaims::new("Iv1.8a61f9b3a7aba766", 1_800_000_000_000);
+    assert_eq!(claims.iss, Issuer::ClientId("Iv1.8a61f9b3a7aba766".into()));
+    let input = jwt_signing_input(&claims);
+    let payload = decode_segment(input.split('.').nth(1).unwrap());
+    assert_eq!(payload["iss"], "Iv1.8a61f9b3a7aba766");
+    assert_eq!(JwtClaims::new("42", 0).iss, Issuer::AppId(42));
+}
+
+#[test]
+fn without_a_dispatch_repo_the_installation_is_the_organization_s() {
+    let c = config(&[
+        ("DISPATCH_REPO", ""),
+        ("GITHUB_ORG", "Studio"),
+        ("HOOK_ID", "42"),
+    ]);
+    assert_eq!(
+        installation_lookup_path(&c).as_deref(),
+        Some("/orgs/Studio/installation")
+    );
+    let c = config(&[]);
+    assert_eq!(
+        installation_lookup_path(&c).as_deref(),
+        Some(INSTALLATION_PATH)
+    );
+    let c = config(&[("DISPATCH_REPO", "")]);
+    assert_eq!(installation_lookup_path(&c), None);
 }
 
 #[test]

@@ -60,7 +60,7 @@ function assertJwtsValid() {
   for (const { valid, header, claims } of jwtChecks) {
     assert.equal(valid, true, "the signature verifies with the App's public key");
     assert.deepEqual(header, { alg: "RS256", typ: "JWT" });
-    assert.equal(claims.iss, APP_ID);
+    assert.equal(claims.iss, Number(APP_ID), "a numeric App id is a JSON number");
     assert.ok(claims.iat <= now - 50 && claims.iat >= now - 70, "iat is backdated about 60 s");
     assert.ok(claims.exp - claims.iat <= 600, "GitHub refuses a JWT living more than 10 minutes");
   }
