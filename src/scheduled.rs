@@ -34,6 +34,15 @@ pub async fn sweep<P: Platform>(config: &Config, platform: &P) -> SweepReport {
             reason: Some(why.clone()),
             ..SweepReport::default()
         },
+        // Redelivering into a worker that answers 500 would only spend each delivery's attempts.
+        SweepConfig::On(_) if !config.problems.is_empty() => SweepReport {
+            outcome: "invalid",
+            reason: Some(format!(
+                "the worker is not configured, so nothing is redelivered: {}",
+                config.problems.join("; ")
+            )),
+            ..SweepReport::default()
+        },
         SweepConfig::On(_) if config.app.is_none() && config.github_token.is_none() => {
             SweepReport {
                 outcome: "invalid",

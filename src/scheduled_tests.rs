@@ -83,6 +83,9 @@ fn off_unless_configured_and_no_github_call() {
     );
     assert_eq!(report.outcome, "invalid");
     assert!(report.reason.unwrap().contains("no GitHub credential"));
+    let report = run(&world, &config(&[("WEBHOOK_SECRET", "")]));
+    assert_eq!(report.outcome, "invalid");
+    assert!(report.reason.unwrap().contains("WEBHOOK_SECRET is not set"));
     assert_eq!(world.calls(), 0);
 }
 
