@@ -94,11 +94,21 @@ impl<P: Platform> Sweep<'_, P> {
         report.failed = wide.redeliver.len() + wide.skipped.len();
         let mut records = HashMap::new();
         let mut held = HashMap::new();
+        let now_ms = self.platform.now_ms();
         for candidate in &wide.redeliver {
             let dispatched = self.dispatched(&candidate.guid, report).await;
             let record = self.record(&candidate.guid).await;
-            match verdict(dispatched, &record, candidate.last_status_code, &policy) {
-                verdict @ (Verdict::Dispatched | Verdict::Permanent | Verdict::Capped) => {
+            match verdict(
+                dispatched,
+                &record,
+                candidate.last_status_code,
+                &policy,
+                now_ms,
+            ) {
+                verdict @ (Verdict::Dispatched
+                | Verdict::Permanent
+                | Verdict::Capped
+                | Verdict::Waiting { .. }) => {
                     held.insert(candidate.guid.clone(), verdict);
                 }
                 Verdict::CheckAnswer | Verdict::Redeliver => {}
@@ -120,6 +130,7 @@ impl<P: Platform> Sweep<'_, P> {
                 Skip::AlreadyDispatched => match held.get(&skipped.guid) {
                     Some(Verdict::Permanent) => report.permanent += 1,
                     Some(Verdict::Capped) => report.attempts_exhausted += 1,
+                    Some(Verdict::Waiting { .. }) => report.waiting += 1,
                     _ => report.already_dispatched += 1,
                 },
             }
@@ -127,7 +138,8 @@ impl<P: Platform> Sweep<'_, P> {
 
         for redelivery in &plan.redeliver {
             let mut record = records.remove(&redelivery.guid).unwrap_or_default();
-            if verdict(false, &record, redelivery.last_status_code, &policy) == Verdict::CheckAnswer
+            if verdict(false, &record, redelivery.last_status_code, &policy, now_ms)
+                == Verdict::CheckAnswer
             {
                 record.answer_checked = true;
                 if let Some(false) = self.answer_retryable(redelivery.delivery_id, report).await {

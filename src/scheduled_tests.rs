@@ -148,8 +148,13 @@ fn a_failed_push_is_redelivered_once_and_remembered() {
         (Some("sweep"), Some("info"))
     );
 
-    // The next run (GitHub has not listed the redelivery yet) reads our answer no more.
-    run(&world, &config(&[]));
+    // The next tick: the redelivery failed again, but GitHub has not listed it yet. Too soon.
+    world.advance(60_000);
+    let soon = run(&world, &config(&[]));
+    assert_eq!((soon.waiting, soon.redelivered), (1, 0));
+    // Nine minutes after the first: again, without reading our answer a second time.
+    world.advance(8 * 60_000);
+    assert_eq!(run(&world, &config(&[])).redelivered, 1);
     assert_eq!(world.sent_to("GET", &format!("{HOOK}/11")).len(), 1);
     assert_eq!(redeliveries(&world, 11), 2);
 }
@@ -172,6 +177,7 @@ fn the_sweeper_s_own_count_caps_redeliveries_across_runs() {
     );
     let config = config(&[("SWEEP_MAX_REDELIVERIES", "2")]);
     for _ in 0..5 {
+        world.advance(60 * 60_000);
         run(&world, &config);
     }
     assert_eq!(redeliveries(&world, 11), 2);

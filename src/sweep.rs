@@ -21,6 +21,11 @@ use upm_github::deliveries::{HookDelivery, RedeliveryPolicy, REDELIVERY_WINDOW_S
 /// GitHub's largest page for the deliveries listing.
 pub const PAGE_SIZE: u32 = 100;
 pub const DEFAULT_MAX_PAGES: u32 = 5;
+/// The sweeper spaces its own redeliveries of one delivery: at least this long after the first, then
+/// twice as long after each further one (9, 18, 36 … minutes). Just under the 10-minute cron, so the next
+/// tick may redeliver again, while a few attempts still span an outage of an hour rather than three
+/// consecutive ticks.
+pub const REDELIVERY_SPACING_MS: u64 = 9 * 60 * 1000;
 /// The per-delivery record outlives GitHub's 3-day redelivery window, like the dispatch record.
 pub const RECORD_TTL_SECONDS: u64 = crate::dedup::TTL_SECONDS;
 
@@ -197,6 +202,10 @@ pub enum Verdict {
     Permanent,
     /// The sweeper already asked `max_redeliveries` times.
     Capped,
+    /// The sweeper redelivered it recently; not again before `due_ms` (`REDELIVERY_SPACING_MS`).
+    Waiting {
+        due_ms: u64,
+    },
     /// Read our 502 answer first: it says whether another attempt can help.
     CheckAnswer,
     Redeliver,
@@ -207,13 +216,19 @@ pub fn verdict(
     record: &SweepRecord,
     last_status_code: u16,
     policy: &RedeliveryPolicy,
+    now_ms: u64,
 ) -> Verdict {
+    let due_ms = record.last_redelivered_at_ms.map(|last| {
+        last.saturating_add(REDELIVERY_SPACING_MS << record.redeliveries.saturating_sub(1).min(8))
+    });
     if dispatched {
         Verdict::Dispatched
     } else if record.permanent.is_some() {
         Verdict::Permanent
     } else if record.redeliveries >= policy.max_redeliveries {
         Verdict::Capped
+    } else if let Some(due_ms) = due_ms.filter(|due| now_ms < *due) {
+        Verdict::Waiting { due_ms }
     } else if last_status_code == 502 && !record.answer_checked {
         Verdict::CheckAnswer
     } else {
@@ -279,6 +294,8 @@ pub struct SweepReport {
     pub already_dispatched: usize,
     pub permanent: usize,
     pub attempts_exhausted: usize,
+    /// Redelivered by the sweeper recently (REDELIVERY_SPACING_MS); a later run takes them.
+    pub waiting: usize,
     pub outside_window: usize,
     pub over_budget: usize,
     pub errors: usize,
@@ -437,25 +454,62 @@ mod tests {
     fn the_worker_s_own_state_decides_last() {
         let policy = RedeliveryPolicy::default();
         let fresh = SweepRecord::default();
-        assert_eq!(verdict(true, &fresh, 502, &policy), Verdict::Dispatched);
-        assert_eq!(verdict(false, &fresh, 502, &policy), Verdict::CheckAnswer);
-        assert_eq!(verdict(false, &fresh, 500, &policy), Verdict::Redeliver);
-        assert_eq!(verdict(false, &fresh, 0, &policy), Verdict::Redeliver);
+        assert_eq!(verdict(true, &fresh, 502, &policy, 0), Verdict::Dispatched);
+        assert_eq!(
+            verdict(false, &fresh, 502, &policy, 0),
+            Verdict::CheckAnswer
+        );
+        assert_eq!(verdict(false, &fresh, 500, &policy, 0), Verdict::Redeliver);
+        assert_eq!(verdict(false, &fresh, 0, &policy, 0), Verdict::Redeliver);
         let checked = SweepRecord {
             answer_checked: true,
             ..SweepRecord::default()
         };
-        assert_eq!(verdict(false, &checked, 502, &policy), Verdict::Redeliver);
+        assert_eq!(
+            verdict(false, &checked, 502, &policy, 0),
+            Verdict::Redeliver
+        );
         let capped = SweepRecord {
             redeliveries: policy.max_redeliveries,
             ..checked.clone()
         };
-        assert_eq!(verdict(false, &capped, 502, &policy), Verdict::Capped);
+        assert_eq!(verdict(false, &capped, 502, &policy, 0), Verdict::Capped);
         let permanent = SweepRecord {
             permanent: Some("GitHub refused the dispatch".into()),
             ..SweepRecord::default()
         };
-        assert_eq!(verdict(false, &permanent, 502, &policy), Verdict::Permanent);
+        assert_eq!(
+            verdict(false, &permanent, 502, &policy, 0),
+            Verdict::Permanent
+        );
+    }
+
+    #[test]
+    fn the_sweeper_spaces_its_redeliveries_doubling() {
+        let policy = RedeliveryPolicy {
+            max_redeliveries: 10,
+            ..RedeliveryPolicy::default()
+        };
+        let after = |redeliveries: u32| SweepRecord {
+            redeliveries,
+            last_redelivered_at_ms: Some(1_000_000),
+            answer_checked: true,
+            ..SweepRecord::default()
+        };
+        let minute = 60_000;
+        for (redeliveries, gap) in [(1, 9 * minute), (2, 18 * minute), (3, 36 * minute)] {
+            let record = after(redeliveries);
+            assert_eq!(
+                verdict(false, &record, 500, &policy, 1_000_000 + gap - 1),
+                Verdict::Waiting {
+                    due_ms: 1_000_000 + gap
+                }
+            );
+            assert_eq!(
+                verdict(false, &record, 500, &policy, 1_000_000 + gap),
+                Verdict::Redeliver
+            );
+        }
     }
 
     #[test]
