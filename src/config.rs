@@ -1,7 +1,9 @@
 //! The worker's configuration, read once per request from secrets and vars (names in README.md).
 
+use crate::app_auth::AppCredentials;
 use crate::filter::LoopGuard;
 use crate::model::RepoName;
+use crate::sweep::SweepConfig;
 use crate::verify::WebhookSecrets;
 
 pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
@@ -18,6 +20,10 @@ pub struct Config {
     pub registry_ttl_ms: u64,
     pub dry_run: bool,
     pub loop_guard: LoopGuard,
+    /// The GitHub App, when `GITHUB_APP_ID` is set: it replaces `GITHUB_TOKEN` (app_auth).
+    pub app: Option<AppCredentials>,
+    /// The scheduled sweeper's settings (sweep); its problems never fail a delivery.
+    pub sweep: SweepConfig,
     /// What is wrong with the configuration, by setting name; never a value.
     pub problems: Vec<String>,
 }
@@ -61,7 +67,11 @@ impl Config {
             }
         };
         let github_token = get("GITHUB_TOKEN");
-        if github_token.is_none() && !dry_run {
+        let app = AppCredentials::from_lookup(&get).unwrap_or_else(|why| {
+            problems.push(why);
+            None
+        });
+        if github_token.is_none() && app.is_none() && !dry_run {
             problems.push("GITHUB_TOKEN is not set (or set DRY_RUN=true)".into());
         }
         let registry_ttl_ms = match get("REGISTRY_TTL_SECONDS") {
@@ -94,6 +104,8 @@ impl Config {
             registry_ttl_ms,
             dry_run,
             loop_guard: LoopGuard::parse(&get("IGNORE_SENDERS").unwrap_or_default()),
+            app,
+            sweep: SweepConfig::from_lookup(&get),
             problems,
         }
     }

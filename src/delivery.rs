@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use serde_json::json;
 
+use crate::app_auth;
 use crate::classify::{classify, Event, PushEvent};
 use crate::config::Config;
 use crate::dedup;
@@ -250,7 +251,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         let mut attempt = 1;
         loop {
             let request = github::dispatch_request(self.config, central, body.clone());
-            let result = self.platform.send(request).await;
+            let result = app_auth::send_authorized(self.config, self.platform, request).await;
             let elapsed = self.platform.now_ms().saturating_sub(started);
             match after_attempt(attempt, &result, elapsed, self.retry) {
                 Next::Done => {
@@ -274,6 +275,9 @@ impl<'a, P: Platform> Relay<'a, P> {
                 }
                 Next::GiveUp(why) => {
                     facts.attempts = Some(attempt);
+                    facts.retryable = Some(respond::retryable_after(
+                        result.as_ref().ok().map(|r| r.status),
+                    ));
                     return Err(Stop::upstream_failed(format!(
                         "repository_dispatch to {central} failed: {why}"
                     )));
@@ -331,9 +335,7 @@ impl<'a, P: Platform> Relay<'a, P> {
     /// Reads the registry file from GitHub and stores it in KV and memory.
     async fn fetch_registry(&self, central: &RepoName) -> Result<CachedRegistry, String> {
         let request = github::registry_file_request(self.config, central);
-        let response = self
-            .platform
-            .send(request)
+        let response = app_auth::send_authorized(self.config, self.platform, request)
             .await
             .map_err(|e| format!("network error: {e}"))?;
         if response.status != 200 {

@@ -18,7 +18,7 @@ const USER_AGENT: &str = concat!("upm-relay/", env!("CARGO_PKG_VERSION"));
 /// Pin the REST API version so a future default cannot change response shapes under us.
 const API_VERSION: &str = "2022-11-28";
 
-fn request(
+pub(crate) fn request(
     config: &Config,
     method: &'static str,
     path: &str,

@@ -16,6 +16,10 @@ use crate::platform::{HttpRequest, HttpResponse, Platform};
 use crate::read;
 use crate::respond::{self, DeliveryFacts, Stop};
 
+// The cron trigger (the sweeper) and WebCrypto signing; a child module so it can use WorkerPlatform.
+#[path = "glue_scheduled.rs"]
+pub(crate) mod scheduled;
+
 /// The KV namespace binding (wrangler.toml) that caches the registry.
 const KV_BINDING: &str = "REGISTRY";
 

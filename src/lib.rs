@@ -6,6 +6,7 @@
 //! `read` → `verify` → `classify` → `filter` → `registry` → `dedup` → `dispatch` → `respond`, sequenced by
 //! `delivery` through the `platform` seam (GitHub, KV, clock).
 
+pub mod app_auth;
 pub mod classify;
 pub mod config;
 pub mod dedup;
@@ -18,8 +19,12 @@ pub mod platform;
 pub mod read;
 pub mod registry;
 pub mod respond;
+pub mod scheduled;
+pub mod sweep;
 pub mod verify;
 
+#[cfg(test)]
+mod fake_world;
 #[cfg(test)]
 mod fixtures;
 

@@ -33,4 +33,27 @@ pub trait Platform {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     async fn sleep(&self, ms: u64);
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (JWT `RS256`) of `message` with an RSA key given as PKCS#8 DER:
+    /// the GitHub App's JWT. WebCrypto is part of every Workers isolate, so on wasm32 the default signs
+    /// with it; natively there is nothing to sign with, and test platforms bring their own.
+    async fn sign_rs256(&self, pkcs8_der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+        #[cfg(target_arch = "wasm32")]
+        return crate::glue::scheduled::sign_rs256(pkcs8_der, message).await;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = (pkcs8_der, message);
+            Err("RS256 signing needs WebCrypto (the Workers runtime)".into())
+        }
+    }
+
+    /// Like `send`, and also returns the response's `Link` header, which carries GitHub's cursor
+    /// pagination. Platforms that serve the sweeper override it; the default has no header to give, so
+    /// a caller sees one page.
+    async fn send_for_page(
+        &self,
+        request: HttpRequest,
+    ) -> Result<(HttpResponse, Option<String>), String> {
+        self.send(request).await.map(|response| (response, None))
+    }
 }

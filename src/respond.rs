@@ -108,6 +108,23 @@ pub struct DeliveryFacts {
     /// With DRY_RUN: the request that would have been sent, `{"url", "body"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub would_dispatch: Option<serde_json::Value>,
+    /// Set when a failure is known not to be worth a redelivery (see `retryable_after`); every 502
+    /// body and log line carries the flag, `true` unless this says otherwise.
+    #[serde(skip)]
+    pub retryable: Option<bool>,
+}
+
+/// Whether a redelivery can help after GitHub answered a dispatch with `status` (`None`: no answer).
+/// 400 and 422 say the request itself is invalid, and a redelivery of the same delivery builds the same
+/// request; everything else (outages, rate limits, and credentials or permissions an operator can fix)
+/// is worth another attempt. The sweeper reads the flag from the 502 body GitHub keeps.
+pub fn retryable_after(status: Option<u16>) -> bool {
+    !matches!(status, Some(400 | 422))
+}
+
+/// The `retryable` field: on every 502, never elsewhere.
+fn retryable(stop: &Stop, facts: &DeliveryFacts) -> Option<bool> {
+    (stop.status == 502).then(|| facts.retryable.unwrap_or(true))
 }
 
 /// The response body of the HTTP contract.
@@ -115,6 +132,8 @@ pub struct DeliveryFacts {
 struct Body<'a> {
     outcome: Outcome,
     reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retryable: Option<bool>,
     #[serde(flatten)]
     facts: &'a DeliveryFacts,
 }
@@ -128,6 +147,8 @@ struct LogLine<'a> {
     status: u16,
     outcome: Outcome,
     reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retryable: Option<bool>,
     #[serde(flatten)]
     facts: &'a DeliveryFacts,
     elapsed_ms: u64,
@@ -139,6 +160,7 @@ pub fn response_body(stop: &Stop, facts: &DeliveryFacts) -> String {
     serde_json::to_string(&Body {
         outcome: stop.outcome,
         reason: &stop.reason,
+        retryable: retryable(stop, facts),
         facts,
     })
     .expect("the response body serialises")
@@ -156,6 +178,7 @@ pub fn log_line(stop: &Stop, facts: &DeliveryFacts, elapsed_ms: u64, notes: &[St
         status: stop.status,
         outcome: stop.outcome,
         reason: &stop.reason,
+        retryable: retryable(stop, facts),
         facts,
         elapsed_ms,
         notes,
@@ -225,6 +248,7 @@ mod tests {
         assert_eq!(value["outcome"], "failed");
         assert_eq!(value["event"], "push");
         assert_eq!(value["elapsed_ms"], 42);
+        assert_eq!(value["retryable"], true, "a 502 says whether to redeliver");
         assert!(value.get("notes").is_none());
 
         let noted = log_line(
@@ -236,5 +260,42 @@ mod tests {
         let value: Value = serde_json::from_str(&noted).unwrap();
         assert_eq!(value["level"], "warn");
         assert_eq!(value["notes"], json!(["registry: stale copy"]));
+    }
+
+    #[test]
+    fn only_a_502_carries_retryable_and_only_400_or_422_make_it_false() {
+        let facts = DeliveryFacts::default();
+        let field = |stop: &Stop, facts: &DeliveryFacts| {
+            let body: Value = serde_json::from_str(&response_body(stop, facts)).unwrap();
+            let log: Value = serde_json::from_str(&log_line(stop, facts, 0, &[])).unwrap();
+            assert_eq!(body.get("retryable"), log.get("retryable"));
+            body.get("retryable").cloned()
+        };
+        assert_eq!(
+            field(&Stop::upstream_failed("x"), &facts),
+            Some(json!(true))
+        );
+        assert_eq!(field(&Stop::ignored("x"), &facts), None);
+        assert_eq!(field(&Stop::misconfigured("x"), &facts), None);
+        let refused = DeliveryFacts {
+            retryable: Some(retryable_after(Some(422))),
+            ..DeliveryFacts::default()
+        };
+        assert_eq!(
+            field(&Stop::upstream_failed("x"), &refused),
+            Some(json!(false))
+        );
+        for status in [
+            None,
+            Some(401),
+            Some(403),
+            Some(404),
+            Some(429),
+            Some(500),
+            Some(503),
+        ] {
+            assert!(retryable_after(status), "{status:?}");
+        }
+        assert!(!retryable_after(Some(400)));
     }
 }

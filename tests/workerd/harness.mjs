@@ -436,3 +436,61 @@ export class Worker {
     assert.deepEqual(this.github.unexpected, [], "the worker only calls the two GitHub endpoints");
   }
 }
+
+/// A fake GitHub that also answers the routes a test adds (the sweeper's deliveries API, the App token
+/// endpoints): `route(method, pathWithQuery, behaviour)`, where `behaviour` is what `failNext` takes, or a
+/// function of the recorded request returning one (it may be async). Routed requests are recorded in
+/// `requests` like the others; anything unrouted falls through to FakeGitHub.
+export class RoutedGitHub extends FakeGitHub {
+  routes = new Map();
+  #base = this.handler;
+
+  route(method, path, behaviour) {
+    this.routes.set(`${method} ${path}`, behaviour);
+    return this;
+  }
+
+  /// Requests recorded for `method path` (path with its query, if any).
+  sentTo(method, path) {
+    return this.requests.filter((r) => r.method === method && `${r.path}${new URL(r.url).search}` === path);
+  }
+
+  handler = (req, res) => {
+    const url = new URL(req.url, GITHUB_API);
+    const route = this.routes.get(`${req.method} ${decodeURIComponent(url.pathname)}${url.search}`);
+    if (!route) return this.#base(req, res);
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", async () => {
+      const request = {
+        method: req.method,
+        url: `${url.origin}${url.pathname}${url.search}`,
+        host: req.headers.host,
+        path: decodeURIComponent(url.pathname),
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString("utf8"),
+      };
+      this.requests.push(request);
+      const behaviour = typeof route === "function" ? await route(request) : route;
+      answer(req, res, behaviour);
+    });
+  };
+}
+
+/// Runs the worker's cron handler once (what a `[triggers] crons` tick does) and returns the log lines
+/// with msg "sweep" that it wrote, parsed.
+export async function runScheduled(target, cron = "*/10 * * * *") {
+  const before = target.logs.length;
+  const fetcher = await target.mf.getWorker();
+  const result = await fetcher.scheduled({ cron, scheduledTime: new Date() });
+  assert.equal(result.outcome, "ok", "the scheduled handler completes");
+  await waitFor(() => target.logs.length > before, 500);
+  return target.logs.slice(before).flatMap((log) => {
+    try {
+      const line = JSON.parse(log.message);
+      return line && line.msg === "sweep" ? [line] : [];
+    } catch {
+      return [];
+    }
+  });
+}

@@ -1,0 +1,165 @@
+//! Test support: a scripted fake world for the sweeper and App auth tests (GitHub by method and URL,
+//! KV, clock, and RS256 signing with the `rsa` crate in place of WebCrypto). Every request is recorded;
+//! a request nobody scripted fails the test.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use sha2::Sha256;
+
+use crate::platform::{HttpRequest, HttpResponse, Platform};
+
+pub const API: &str = "http://github.test";
+
+/// The test-only App key (tests/fixtures/app-auth/README.md).
+pub fn test_key_pem(form: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/app-auth/test-only-app-key.{form}.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub link: Option<String>,
+}
+
+pub fn answer(status: u16, body: &str) -> Result<Answer, String> {
+    Ok(Answer {
+        status,
+        body: body.to_string(),
+        link: None,
+    })
+}
+
+pub fn page(body: &str, next: Option<&str>) -> Result<Answer, String> {
+    Ok(Answer {
+        status: 200,
+        body: body.to_string(),
+        link: next.map(|path| format!(r#"<{API}{path}>; rel="next""#)),
+    })
+}
+
+/// Scripted answers by (method, URL).
+type Scripts = HashMap<(String, String), VecDeque<Result<Answer, String>>>;
+
+pub struct World {
+    pub now: Cell<u64>,
+    pub kv: RefCell<HashMap<String, String>>,
+    pub ttls: RefCell<HashMap<String, Option<u64>>>,
+    /// KV reads fail (an outage) while set.
+    pub kv_down: Cell<bool>,
+    scripts: RefCell<Scripts>,
+    pub sent: RefCell<Vec<HttpRequest>>,
+    pub signatures: Cell<u32>,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            now: Cell::new(1_800_000_000_000),
+            kv: RefCell::default(),
+            ttls: RefCell::default(),
+            kv_down: Cell::new(false),
+            scripts: RefCell::default(),
+            sent: RefCell::default(),
+            signatures: Cell::new(0),
+        }
+    }
+
+    /// Answers for `method path` (path under API), in order; the last one repeats.
+    pub fn script(&self, method: &str, path: &str, answers: Vec<Result<Answer, String>>) {
+        self.scripts
+            .borrow_mut()
+            .insert((method.to_string(), format!("{API}{path}")), answers.into());
+    }
+
+    pub fn sent_to(&self, method: &str, path: &str) -> Vec<HttpRequest> {
+        let url = format!("{API}{path}");
+        self.sent
+            .borrow()
+            .iter()
+            .filter(|r| r.method == method && r.url == url)
+            .cloned()
+            .collect()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.sent.borrow().len()
+    }
+
+    pub fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+}
+
+impl Platform for World {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, String> {
+        self.send_for_page(request)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    async fn send_for_page(
+        &self,
+        request: HttpRequest,
+    ) -> Result<(HttpResponse, Option<String>), String> {
+        let key = (request.method.to_string(), request.url.clone());
+        self.sent.borrow_mut().push(request);
+        let mut scripts = self.scripts.borrow_mut();
+        let script = scripts
+            .get_mut(&key)
+            .unwrap_or_else(|| panic!("unexpected request: {} {}", key.0, key.1));
+        let next = if script.len() > 1 {
+            script.pop_front().unwrap()
+        } else {
+            script.front().cloned().expect("a script has an answer")
+        };
+        next.map(|a| {
+            (
+                HttpResponse {
+                    status: a.status,
+                    retry_after: None,
+                    body: a.body,
+                },
+                a.link,
+            )
+        })
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, String> {
+        if self.kv_down.get() {
+            return Err("KV unavailable".into());
+        }
+        Ok(self.kv.borrow().get(key).cloned())
+    }
+
+    async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String> {
+        self.kv
+            .borrow_mut()
+            .insert(key.to_string(), value.to_string());
+        self.ttls.borrow_mut().insert(key.to_string(), ttl_seconds);
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.now.get()
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.advance(ms);
+    }
+
+    async fn sign_rs256(&self, pkcs8_der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+        self.signatures.set(self.signatures.get() + 1);
+        // Importing our PKCS#8 the way WebCrypto does is part of the test: a bad wrapper fails here.
+        let key = rsa::RsaPrivateKey::from_pkcs8_der(pkcs8_der).map_err(|e| e.to_string())?;
+        Ok(SigningKey::<Sha256>::new(key).sign(message).to_vec())
+    }
+}
