@@ -51,11 +51,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Find, validate and publish the packages of one commit, then write changelogs, notify Discord and
     /// write the job summary and audit file.
     #[command(after_help = AFTER_HELP)]
     Publish(PublishArgs),
+    /// Show what `publish` would pack for one package directory (files, sizes, shasum), like
+    /// `npm pack --dry-run --json`, without contacting any registry.
+    Pack(PackArgs),
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// The package directory (holding package.json).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+
+    /// Also write the tarball to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -139,6 +154,20 @@ struct PublishArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Publish(args) => publish(args),
+        Command::Pack(args) => pack_dry_run(args),
+    }
+}
+
+fn pack_dry_run(args: PackArgs) -> ExitCode {
+    match pack::dry_run(&args.dir, args.out.as_deref()) {
+        Ok(report) => {
+            println!("{report:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("upm-publisher: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
