@@ -1,12 +1,14 @@
 //! `upm-publisher`: publishes the UPM packages of one commit to an npm-compatible registry. Run by
 //! `.github/workflows/handle-publish-request.yml` for each `package_publish` dispatch from the worker.
 
+mod assets;
 mod changelog;
 mod checkout;
 mod discover;
 mod git;
 mod model;
 mod notify;
+mod order;
 mod pack;
 mod publish;
 mod registry;
@@ -289,6 +291,7 @@ fn publish(args: PublishArgs) -> ExitCode {
         source,
         registry: registry::redact_url(registry.base()),
         dry_run: args.dry_run,
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         outcomes,
     };
 

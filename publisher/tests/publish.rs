@@ -56,13 +56,16 @@ fn happy_path_publishes_one_package_with_the_right_shasum() {
     );
     let (shasum, tarball) = registry.stored("com.test.happy", "1.0.0");
     assert_eq!(published["shasum"], shasum.as_str());
-    // Tests/ is excluded by the package's .npmignore, which npm never packs itself.
+    // Tests/ is excluded by the package's .npmignore, which npm never packs itself; entries are in
+    // npm's order (by extension first).
     assert_eq!(
         tarball_paths(&tarball),
         [
             "package/Runtime/Thing.cs",
+            "package/package.json",
+            "package/package.json.meta",
+            "package/Runtime.meta",
             "package/Runtime/Thing.cs.meta",
-            "package/package.json"
         ]
     );
 
@@ -535,6 +538,10 @@ fn thirty_packages_fit_discords_limits() {
     for n in 0..4 {
         for i in 0..30 {
             repo.write(&format!("Packages/p{i:02}/Runtime/Note{n}.cs"), "// note\n");
+            repo.write(
+                &format!("Packages/p{i:02}/Runtime/Note{n}.cs.meta"),
+                &support::meta(&format!("p{i}"), &format!("Note{n}.cs")),
+            );
         }
         repo.commit(&format!(
             "feat: change {n} {}",
@@ -643,7 +650,7 @@ fn dry_run_uploads_nothing() {
     assert!(run.audit["skipped"][0]["reason"]
         .as_str()
         .unwrap()
-        .starts_with("dry run: would publish 3 files"));
+        .starts_with("dry run: would publish 5 files"));
     assert_eq!(registry.version_status("com.test.dry", "1.0.0"), 404);
     assert!(!repo.path().join("p/CHANGELOG.md").exists());
     let _ = get(&format!("{}/-/ping", registry.url));
