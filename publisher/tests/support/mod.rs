@@ -314,6 +314,41 @@ impl FakeServer {
         FakeServer::start(|_| (200, br#"{"id":"1"}"#.to_vec()))
     }
 
+    /// A reverse proxy in front of `registry`, as studios run Verdaccio: every request is forwarded
+    /// with the proxy's own token, and `edit` may change each answer (status, body) on its way back.
+    pub fn proxy(
+        registry: &Verdaccio,
+        edit: impl Fn(&Recorded, u16, Vec<u8>) -> (u16, Vec<u8>) + Send + Sync + 'static,
+    ) -> FakeServer {
+        let upstream = registry.url.clone();
+        let token = registry.token.clone();
+        FakeServer::start(move |request| {
+            let url = format!("{upstream}{}", request.url);
+            let auth = format!("Bearer {token}");
+            let result = match request.method.as_str() {
+                "PUT" => http()
+                    .put(&url)
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .send(request.body.as_slice()),
+                _ => http().get(&url).header("Authorization", &auth).call(),
+            };
+            let (status, body) = match result {
+                Ok(mut response) => (
+                    response.status().as_u16(),
+                    response
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 30)
+                        .read_to_vec()
+                        .unwrap_or_default(),
+                ),
+                Err(e) => (502, format!("{{\"error\":\"{e}\"}}").into_bytes()),
+            };
+            edit(request, status, body)
+        })
+    }
+
     pub fn webhook_url(&self) -> String {
         format!("{}/api/webhooks/42/secret-webhook-token", self.url)
     }
