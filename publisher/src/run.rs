@@ -240,7 +240,14 @@ fn check_dependencies(
     settings: &Settings,
     slots: &mut [Option<Outcome>],
 ) -> Vec<Ready> {
-    let in_run: BTreeSet<String> = ready.iter().map(|r| r.package.name.to_string()).collect();
+    // Every name this run found, failed ones included: a dependency on a package of the run that could
+    // not be published is still ours to check, whatever its scope.
+    let mut in_run: BTreeSet<String> = ready.iter().map(|r| r.package.name.to_string()).collect();
+    in_run.extend(slots.iter().flatten().filter_map(|outcome| match outcome {
+        Outcome::Failed(f) => f.name.clone(),
+        Outcome::Skipped(s) => s.name.clone(),
+        Outcome::Published(p) => Some(p.name.to_string()),
+    }));
     let publishing: BTreeSet<(String, semver::Version)> = ready
         .iter()
         .map(|r| (r.package.name.to_string(), r.package.version.clone()))
