@@ -51,7 +51,8 @@ const DEFAULT_IGNORES: [&str; 10] = [
     "/build/config.gypi",
 ];
 
-/// Only at the package root (npm: `/archived-packages/**`, where `npm pack` once kept old tarballs).
+/// Only at the package root (npm: `/archived-packages/**`, where `npm pack` once kept old tarballs). A
+/// default like the others: `files` naming it brings it back (measured with npm 11).
 const DEFAULT_ROOT_IGNORES: [&str; 1] = ["/archived-packages/"];
 
 /// Root files npm always includes (matched case-insensitively, with any extension chain).
@@ -316,14 +317,13 @@ fn included(rules: &Rules, stack: &[(String, Gitignore)], rel: &str, is_dir: boo
     match ignored_by_stack(stack, rel, is_dir) {
         Some(ignored) => !ignored,
         None => {
-            // `files` outranks npm's defaults at the root (a listed `.DS_Store` there is packed); below
-            // it, each directory's own defaults come last and win.
-            let listed = !is_dir
-                && at_root
+            // `files` outranks npm's defaults at the root (a listed `.DS_Store` or `archived-packages`
+            // there is packed); below it, each directory's own defaults come last and win.
+            let listed = at_root
                 && rules
                     .files
                     .as_ref()
-                    .is_some_and(|f| f.matched(rel, false).is_ignore());
+                    .is_some_and(|f| f.matched(rel, is_dir).is_ignore());
             listed || !ignored_by_default(rules, rel, is_dir)
         }
     }
