@@ -131,20 +131,63 @@ pub fn entry_points(manifest: &Map<String, Value>) -> Vec<String> {
     out
 }
 
-/// One `files` entry as npm reads it: negated or not, the path anchored at the root (`./` dropped), and
-/// `dir/*` meaning everything below `dir`.
-fn files_entry(raw: &str) -> (bool, String) {
+/// One `files` entry as npm reads it: negated or not, the path relative to the root (`./` dropped),
+/// `dir/*` meaning everything below `dir`, and whether it is anchored. npm matches with minimatch's
+/// `matchBase`, so an entry without any `/` (`*.md`, `Runtime`) matches a name at any depth — in the
+/// directories npm walks; an entry with a `/` (leading, inner or trailing) is anchored at the root.
+fn files_entry(raw: &str) -> (bool, String, bool) {
     let (negated, pattern) = match raw.strip_prefix('!') {
         Some(rest) => (true, rest),
         None => (false, raw),
     };
+    let anchored = pattern.contains('/');
     let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
     let pattern = pattern.trim_end_matches('/');
     let pattern = match pattern.strip_suffix("/*") {
         Some(dir) => format!("{dir}/**"),
         None => pattern.to_string(),
     };
-    (negated, pattern)
+    (negated, pattern, anchored)
+}
+
+/// Which directories npm walks under `files`: it enters a directory only when a rule could match it or
+/// something below it (minimatch's partial match), so a name pattern like `*.md` only applies in
+/// directories that another entry opened. Each anchored positive entry, as one glob per path segment.
+fn opening_entries(
+    manifest: &Map<String, Value>,
+) -> Result<Vec<Vec<globset::GlobMatcher>>, String> {
+    let items = manifest.get("files").and_then(Value::as_array);
+    let mut out = Vec::new();
+    for raw in items.into_iter().flatten().filter_map(Value::as_str) {
+        let (negated, pattern, anchored) = files_entry(raw);
+        if negated || !anchored || pattern.is_empty() {
+            continue;
+        }
+        let mut segments = Vec::new();
+        for segment in pattern.split('/') {
+            let glob = globset::GlobBuilder::new(segment)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!("bad `files` entry {raw:?}: {e}"))?;
+            segments.push(glob.compile_matcher());
+        }
+        out.push(segments);
+    }
+    Ok(out)
+}
+
+/// Could `entry` (segment globs) match `dir` or something below it?
+fn opens(entry: &[globset::GlobMatcher], dir: &str) -> bool {
+    for (i, name) in dir.split('/').enumerate() {
+        match entry.get(i) {
+            None => return false,
+            Some(glob) if glob.glob().glob() == "**" => return true,
+            Some(glob) if !glob.is_match(name) => return false,
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// The `files` entries of a manifest as ignore-file lines, the way npm builds them: an entry naming an
@@ -157,12 +200,13 @@ pub fn files_patterns(dir: &Path, manifest: &Map<String, Value>) -> Option<Vec<S
     let items = manifest.get("files")?.as_array()?;
     let mut lines = Vec::new();
     for raw in items.iter().filter_map(Value::as_str) {
-        let (negated, pattern) = files_entry(raw);
+        let (negated, pattern, anchored) = files_entry(raw);
         if pattern.is_empty() {
             continue;
         }
         let bang = if negated { "!" } else { "" };
-        lines.push(format!("{bang}/{pattern}"));
+        let slash = if anchored { "/" } else { "" };
+        lines.push(format!("{bang}{slash}{pattern}"));
         if fs::symlink_metadata(dir.join(&pattern)).is_ok_and(|m| m.is_dir()) {
             lines.push(format!("{bang}/{pattern}/**"));
         }
@@ -173,6 +217,11 @@ pub fn files_patterns(dir: &Path, manifest: &Map<String, Value>) -> Option<Vec<S
 struct Rules {
     /// From `files`, when the manifest has it: what is in. `None`: everything not ignored is in.
     files: Option<Gitignore>,
+    /// `!entries` of `files` naming an existing file: npm makes those strict exclusions, which only the
+    /// always-included root files outrank.
+    excluded: Vec<String>,
+    /// With `files`: the anchored entries, which decide the directories npm walks.
+    opening: Vec<Vec<globset::GlobMatcher>>,
     /// Files packed whatever the ignore files say: `files` entries naming an existing file (npm stats each
     /// entry to tell), and `main`/`browser`/`bin`.
     required: Vec<String>,
@@ -230,6 +279,14 @@ pub fn select_files(dir: &Path, manifest: &Map<String, Value>) -> Result<Vec<Str
     required.extend(entry_points(manifest));
     let rules = Rules {
         required,
+        excluded: patterns
+            .iter()
+            .flatten()
+            .filter_map(|p| p.strip_prefix('!'))
+            .map(|p| p.trim_start_matches('/').to_string())
+            .filter(|p| fs::symlink_metadata(dir.join(p)).is_ok_and(|m| m.is_file()))
+            .collect(),
+        opening: opening_entries(manifest)?,
         files: match &patterns {
             Some(patterns) => Some(build_matcher(dir, patterns.iter().map(String::as_str))?),
             None => None,
@@ -303,14 +360,20 @@ fn included(rules: &Rules, stack: &[(String, Gitignore)], rel: &str, is_dir: boo
         if at_root && always_included(rel) {
             return true;
         }
+        if rules.excluded.iter().any(|e| e == rel) {
+            return false;
+        }
         if rules.required.iter().any(|r| r == rel) {
             return true;
         }
     }
     if let Some(files) = &rules.files {
-        // A directory is entered whatever `files` says (a glob may match deeper down); a file is in only
-        // when a line matches it (a listed directory's line `/dir/**` matches everything below it).
-        if !is_dir && !files.matched(rel, false).is_ignore() {
+        // A directory is entered when a line matches it (a listed directory, a name pattern) or an
+        // anchored entry could match below it; a file is in only when a line matches it (a listed
+        // directory's line `/dir/**` matches everything below it).
+        let listed = files.matched(rel, is_dir).is_ignore();
+        let opened = is_dir && rules.opening.iter().any(|entry| opens(entry, rel));
+        if !listed && !opened {
             return false;
         }
     }
@@ -720,6 +783,35 @@ mod tests {
                 "README.md.meta",
                 "Runtime.meta",
                 "Samples~/Basic/S.cs",
+                "package.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_name_patterns_apply_in_opened_directories_and_negated_files_are_strict() {
+        let t = tree(&[
+            ("package.json", "{}"),
+            ("notes.md", ""),
+            ("Tests/A.cs", ""),
+            ("Tests/readme.md", ""),
+            ("Tests/x.meta", ""),
+            ("Docs/guide.md", ""),
+            ("Runtime/B.cs", ""),
+            ("Runtime/C.cs", ""),
+        ]);
+        // `*.md` has no `/`: it matches at any depth, but only where another entry opened the
+        // directory (`Tests/A.cs` opens Tests/, nothing opens Docs/). `!Runtime/B.cs` names a file:
+        // npm makes it a strict exclusion that the later `Runtime` cannot undo.
+        let m = manifest(r#"{"files":["!Runtime/B.cs","*.md","Tests/A.cs","Runtime","*.meta"]}"#);
+        assert_eq!(
+            select_files(t.path(), &m).unwrap(),
+            [
+                "Runtime/C.cs",
+                "Tests/A.cs",
+                "Tests/readme.md",
+                "Tests/x.meta",
+                "notes.md",
                 "package.json"
             ]
         );

@@ -282,3 +282,194 @@ fn a_large_package_compresses_like_npms() {
         theirs.size
     );
 }
+
+/// A small deterministic generator (xorshift64*), so a failing random tree can be rebuilt from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    /// `k` distinct items of `items`.
+    fn pick<'a>(&mut self, items: &[&'a str], k: usize) -> Vec<&'a str> {
+        let mut pool = items.to_vec();
+        let mut out = Vec::new();
+        while out.len() < k && !pool.is_empty() {
+            out.push(pool.remove(self.below(pool.len())));
+        }
+        out
+    }
+}
+
+const DIRS: [&str; 8] = [
+    "Runtime", "Editor", "Tests", "Docs~", "Samples~", "Sub", "lib", "Plugins",
+];
+const FILES: [&str; 14] = [
+    "A.cs",
+    "b.CS",
+    "readme.md",
+    "README.txt",
+    "LICENSE",
+    "notes.txt",
+    "x.js",
+    "Data.json",
+    ".hidden",
+    "Thing.asmdef",
+    "CHANGELOG.md",
+    "license.md.meta",
+    "x.orig",
+    "y.tmp",
+];
+/// Ignore lines and `files` entries, mixing case, globs, anchors, blanks and comments. No line
+/// re-includes something inside an excluded directory (a documented difference).
+const IGNORE_LINES: [&str; 25] = [
+    "*.cs",
+    "!A.cs",
+    "!*.meta",
+    "Editor/*.cs",
+    "**/Sub",
+    "*~",
+    "Samples~/**/*.cs",
+    "Tests/",
+    "tests",
+    "*.txt",
+    "*.TXT",
+    "  Docs~/ ",
+    "/lib",
+    "Sub/",
+    "*.md",
+    "!README.txt",
+    "x.js",
+    "*.meta",
+    "Runtime/b.cs",
+    "**/*.json",
+    "Editor",
+    "#c",
+    "/A.cs",
+    "Plugins/*",
+    "",
+];
+const FILES_ENTRIES: [&str; 19] = [
+    "**/*.cs",
+    "Editor/**/*.meta",
+    "*.json",
+    "Runtime/Sub",
+    "LICENSE",
+    "!*.txt",
+    "Runtime",
+    "runtime",
+    "Runtime/",
+    "Editor/*",
+    "*.md",
+    "lib/x.js",
+    "Samples~",
+    "Tests/A.cs",
+    "!Runtime/b.CS",
+    "Sub/**",
+    "README.txt",
+    "docs~",
+    "*.meta",
+];
+
+/// One random package tree from `seed`: a few folders of files (some with .meta), maybe nested, with
+/// `files`, a root `.npmignore` or `.gitignore`, and sometimes a nested `.npmignore`.
+fn random_tree(seed: u64, dir: &Path) -> String {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let write = |rel: &str| {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, rel).unwrap();
+    };
+    for file in rng.pick(&FILES, 6) {
+        write(file);
+    }
+    for folder in rng.pick(&DIRS, 4) {
+        for file in rng.pick(&FILES, 4) {
+            write(&format!("{folder}/{file}"));
+            if rng.chance(50) {
+                write(&format!("{folder}/{file}.meta"));
+            }
+        }
+        if rng.chance(40) {
+            write(&format!("{folder}.meta"));
+        }
+        if rng.chance(30) {
+            let inner = DIRS[rng.below(DIRS.len())];
+            for file in rng.pick(&FILES, 2) {
+                write(&format!("{folder}/{inner}/{file}"));
+            }
+        }
+    }
+    let mut manifest = serde_json::json!({"name": "x", "version": "1.0.0"});
+    let mode = ["npmignore", "files", "gitignore", "none"][rng.below(4)];
+    if mode == "files" {
+        manifest["files"] = serde_json::json!(rng.pick(&FILES_ENTRIES, 4));
+    }
+    let ignore = rng.pick(&IGNORE_LINES, 5).join("\n") + "\n";
+    match mode {
+        "npmignore" | "files" => fs::write(dir.join(".npmignore"), &ignore).unwrap(),
+        "gitignore" => fs::write(dir.join(".gitignore"), &ignore).unwrap(),
+        _ => {}
+    }
+    if rng.chance(30) {
+        let folder = dir.join(DIRS[rng.below(DIRS.len())]);
+        if folder.is_dir() {
+            let line = ["*.meta", "*.txt", "A.cs"][rng.below(3)];
+            fs::write(folder.join(".npmignore"), format!("{line}\n")).unwrap();
+        }
+    }
+    fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
+    format!("{mode}, files {}, ignore {ignore:?}", manifest["files"])
+}
+
+/// Random trees, differential against npm. The test command runs a short smoke
+/// (UPM_PARITY_RANDOM_TREES, 12 by default); a longer campaign is the same test with a larger count,
+/// e.g. `UPM_PARITY_RANDOM_TREES=300 cargo test -p upm-publisher --test parity random -- --nocapture`.
+#[test]
+fn random_trees_pack_like_npm() {
+    let Some(npm) = npm() else { return };
+    let count: u64 = std::env::var("UPM_PARITY_RANDOM_TREES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let first: u64 = std::env::var("UPM_PARITY_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for seed in first..first + count {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("package");
+        fs::create_dir_all(&dir).unwrap();
+        let shape = random_tree(seed, &dir);
+        let theirs = npm_pack(&npm, &dir);
+        let ours = our_pack(&dir);
+        compared += theirs.files.len();
+        if theirs.files != ours.files {
+            failures.push(format!(
+                "seed {seed} ({shape}): only npm {:?}, only ours {:?}",
+                theirs.files.difference(&ours.files).collect::<Vec<_>>(),
+                ours.files.difference(&theirs.files).collect::<Vec<_>>()
+            ));
+        }
+    }
+    eprintln!(
+        "parity: {count} random trees (seeds {first}..{}), {compared} npm files compared, {} differ",
+        first + count,
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
