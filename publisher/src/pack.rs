@@ -225,6 +225,8 @@ struct Rules {
     /// Files packed whatever the ignore files say: `files` entries naming an existing file (npm stats each
     /// entry to tell), and `main`/`browser`/`bin`.
     required: Vec<String>,
+    /// `main`/`browser`/`bin`: npm adds their strict rules last, so they outrank even `excluded`.
+    entry_points: Vec<String>,
     defaults: Gitignore,
     root_defaults: Gitignore,
 }
@@ -276,9 +278,11 @@ pub fn select_files(dir: &Path, manifest: &Map<String, Value>) -> Result<Vec<Str
         .map(|p| p.trim_start_matches('/').to_string())
         .filter(|p| fs::symlink_metadata(dir.join(p)).is_ok_and(|m| m.is_file()))
         .collect();
-    required.extend(entry_points(manifest));
+    let entry_points = entry_points(manifest);
+    required.extend(entry_points.iter().cloned());
     let rules = Rules {
         required,
+        entry_points,
         excluded: patterns
             .iter()
             .flatten()
@@ -357,7 +361,7 @@ fn included(rules: &Rules, stack: &[(String, Gitignore)], rel: &str, is_dir: boo
             return true;
         }
     } else {
-        if at_root && always_included(rel) {
+        if (at_root && always_included(rel)) || rules.entry_points.iter().any(|e| e == rel) {
             return true;
         }
         if rules.excluded.iter().any(|e| e == rel) {
@@ -849,6 +853,12 @@ mod tests {
                 "lib/yarn.lock",
                 "package.json"
             ]
+        );
+        // `main` outranks even a negated `files` entry naming the same file.
+        let m = manifest(r#"{"files":["lib","!lib/b.js","!lib/c.js"],"main":"lib/b.js"}"#);
+        assert_eq!(
+            select_files(t.path(), &m).unwrap(),
+            ["lib/b.js", "lib/d.js", "lib/yarn.lock", "package.json"]
         );
         let all = select_files(t.path(), &manifest("{}")).unwrap();
         assert!(!all
