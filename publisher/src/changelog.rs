@@ -299,11 +299,30 @@ pub fn write(package: &Package, section: &str) -> Result<bool, String> {
         Err(e) => return Err(format!("cannot read CHANGELOG.md: {e}")),
     };
     match prepend(existing.as_deref(), &package.version, section) {
-        Some(text) => fs::write(&path, text)
-            .map(|()| true)
-            .map_err(|e| format!("cannot write CHANGELOG.md: {e}")),
+        Some(text) => {
+            fs::write(&path, text).map_err(|e| format!("cannot write CHANGELOG.md: {e}"))?;
+            write_meta(package)?;
+            Ok(true)
+        }
         None => Ok(false),
     }
+}
+
+/// A CHANGELOG.md without its `.meta` fails the package's next publish (Unity ignores such a file in
+/// an immutable package, and `assets` checks for it): a new CHANGELOG.md gets one. Its GUID is derived
+/// from the package name, so two runs of one commit write the same bytes.
+fn write_meta(package: &Package) -> Result<(), String> {
+    use sha1::Digest as _;
+    let path = package.dir.join("CHANGELOG.md.meta");
+    if fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    let digest = sha1::Sha1::digest(format!("{}/CHANGELOG.md", package.name).as_bytes());
+    let guid: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let text = format!(
+        "fileFormatVersion: 2\nguid: {guid}\nTextScriptImporter:\n  externalObjects: {{}}\n  userData: \n  assetBundleName: \n  assetBundleVariant: \n"
+    );
+    fs::write(&path, text).map_err(|e| format!("cannot write CHANGELOG.md.meta: {e}"))
 }
 
 /// The section without its heading: what the notification and the summary show.

@@ -1,12 +1,14 @@
 //! `upm-publisher`: publishes the UPM packages of one commit to an npm-compatible registry. Run by
 //! `.github/workflows/handle-publish-request.yml` for each `package_publish` dispatch from the worker.
 
+mod assets;
 mod changelog;
 mod checkout;
 mod discover;
 mod git;
 mod model;
 mod notify;
+mod order;
 mod pack;
 mod publish;
 mod registry;
@@ -51,11 +53,26 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Find, validate and publish the packages of one commit, then write changelogs, notify Discord and
     /// write the job summary and audit file.
     #[command(after_help = AFTER_HELP)]
     Publish(PublishArgs),
+    /// Show what `publish` would pack for one package directory (files, sizes, shasum), like
+    /// `npm pack --dry-run --json`, without contacting any registry.
+    Pack(PackArgs),
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// The package directory (holding package.json).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+
+    /// Also write the tarball to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -139,6 +156,20 @@ struct PublishArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Publish(args) => publish(args),
+        Command::Pack(args) => pack_dry_run(args),
+    }
+}
+
+fn pack_dry_run(args: PackArgs) -> ExitCode {
+    match pack::dry_run(&args.dir, args.out.as_deref()) {
+        Ok(report) => {
+            println!("{report:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("upm-publisher: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -260,6 +291,7 @@ fn publish(args: PublishArgs) -> ExitCode {
         source,
         registry: registry::redact_url(registry.base()),
         dry_run: args.dry_run,
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         outcomes,
     };
 

@@ -97,6 +97,8 @@ pub struct Package {
     pub display_name: Option<String>,
     /// The package.json as written: it is published as the version's manifest, so every field is kept.
     pub manifest: serde_json::Map<String, serde_json::Value>,
+    /// Problems that do not stop the publish (see publisher/README.md, "Validation").
+    pub warnings: Vec<Problem>,
 }
 
 impl Package {
@@ -140,11 +142,42 @@ pub struct Problem {
     pub reason: String,
 }
 
+/// What kind of release a published version is, against the versions already on the registry: what
+/// people read first in the notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// The first version of the package on the registry.
+    Initial,
+    Major,
+    Minor,
+    Patch,
+    Prerelease,
+    /// Below the current `latest`: a fix on an older line.
+    Backport,
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangeKind::Initial => "new package",
+            ChangeKind::Major => "major",
+            ChangeKind::Minor => "minor",
+            ChangeKind::Patch => "patch",
+            ChangeKind::Prerelease => "prerelease",
+            ChangeKind::Backport => "backport",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Published {
     pub path: PackagePath,
     pub name: PackageName,
     pub version: String,
+    /// The highest version below this one on the registry before the upload, if any.
+    pub previous: Option<String>,
+    pub change: ChangeKind,
     /// `None` when no tag could move forward (see `publish::choose_dist_tag`).
     pub dist_tag: Option<String>,
     pub shasum: String,
@@ -157,6 +190,9 @@ pub struct Published {
     /// Set when the upload met a 409 and the stored tarball turned out to be ours (a retried upload).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Validation warnings: published anyway (publisher/README.md, "Validation").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
     pub changelog: String,
 }
 
@@ -186,6 +222,19 @@ pub struct Failed {
 }
 
 impl Failed {
+    /// A failure listing problems with their paths or fields (validation of a package that parsed).
+    pub fn with_problems(package: &Package, stage: Stage, problems: Vec<Problem>) -> Self {
+        let reason = problems
+            .iter()
+            .map(|p| format!("`{}` {}", p.field, p.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Failed {
+            problems,
+            ..Failed::of(package, stage, reason)
+        }
+    }
+
     /// A failure tied to a package that passed validation.
     pub fn of(package: &Package, stage: Stage, reason: impl Into<String>) -> Self {
         Failed {
@@ -235,6 +284,23 @@ impl Source {
         }
     }
 
+    /// The package's CHANGELOG.md as it is at the published commit.
+    pub fn changelog_url(&self, path: &PackagePath) -> Option<String> {
+        match (&self.repository, &self.commit_sha) {
+            (Some(repo), Some(sha)) => {
+                let dir = match path.as_str() {
+                    "" => String::new(),
+                    dir => format!("{dir}/"),
+                };
+                Some(format!(
+                    "{}/{repo}/blob/{sha}/{dir}CHANGELOG.md",
+                    self.server_url
+                ))
+            }
+            _ => None,
+        }
+    }
+
     pub fn short_sha(&self) -> Option<&str> {
         self.commit_sha.as_deref().map(|s| &s[..s.len().min(7)])
     }
@@ -246,7 +312,18 @@ pub struct Report {
     pub source: Source,
     pub registry: String,
     pub dry_run: bool,
+    /// When the run finished deciding (RFC 3339, UTC): stamped on the audit file and the summary.
+    pub finished_at: String,
     pub outcomes: Vec<Outcome>,
+}
+
+/// The package's page on the registry's web interface (Verdaccio's `/-/web/detail/<name>`).
+pub fn registry_page(registry: &str, name: &PackageName) -> String {
+    format!(
+        "{}/-/web/detail/{}",
+        registry.trim_end_matches('/'),
+        name.as_str()
+    )
 }
 
 impl Report {
@@ -284,10 +361,12 @@ impl Report {
                 commit_sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
                 branch: Some("main".into()),
                 server_url: "https://github.com".into(),
+                run_url: Some("https://github.com/studio/game/actions/runs/77".into()),
                 ..Source::default()
             },
             registry: "http://r".into(),
             dry_run: false,
+            finished_at: "2026-11-27T10:00:00Z".into(),
             outcomes,
         }
     }

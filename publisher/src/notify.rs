@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::changelog;
-use crate::model::Report;
+use crate::model::{registry_page, Published, Report};
 use crate::registry::{backoff, is_transient, RetryPolicy};
 
 pub const MAX_EMBEDS: usize = 10;
@@ -201,6 +201,19 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `com.studio.a 1.1.0 → 1.2.0 · minor · latest`: what changed, in one line.
+pub fn published_title(p: &Published) -> String {
+    let versions = match &p.previous {
+        Some(previous) => format!("{previous} → {}", p.version),
+        None => p.version.clone(),
+    };
+    let mut title = format!("{} {versions} · {}", p.name, p.change);
+    if let Some(tag) = &p.dist_tag {
+        title.push_str(&format!(" · {tag}"));
+    }
+    title
+}
+
 /// The message for a run, or `None` when there is nothing to tell (everything was already published).
 pub fn build(report: &Report) -> Option<Message> {
     let published: Vec<_> = report.published().collect();
@@ -238,9 +251,24 @@ pub fn build(report: &Report) -> Option<Message> {
         ),
     };
     let footer = (!footer.text.is_empty()).then_some(footer);
+    // Links shared by every package of the run go in the description once; each field holds its own.
+    let run_links = [
+        source.commit_url().map(|u| format!("[Commit]({u})")),
+        source
+            .run_url
+            .as_ref()
+            .map(|u| format!("[Workflow run]({u})")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ");
     let mut embeds = Vec::new();
     if !published.is_empty() {
         let mut description = format!("From {origin}{branch}.");
+        if !run_links.is_empty() {
+            description.push_str(&format!(" {run_links}"));
+        }
         if skipped > 0 {
             description.push_str(&format!(
                 " {} skipped (already published or not publishable).",
@@ -258,18 +286,25 @@ pub fn build(report: &Report) -> Option<Message> {
             fields: published
                 .iter()
                 .map(|p| Field {
-                    name: match &p.dist_tag {
-                        Some(tag) => format!("{} {} ({tag})", p.name, p.version),
-                        None => format!("{} {}", p.name, p.version),
-                    },
+                    name: published_title(p),
                     value: {
                         let body = match changelog::body(&p.changelog) {
                             "" => "No changelog.",
                             body => body,
                         };
+                        let mut links = vec![format!(
+                            "[Registry]({})",
+                            registry_page(&report.registry, &p.name)
+                        )];
+                        links.extend(
+                            source
+                                .changelog_url(&p.path)
+                                .map(|u| format!("[CHANGELOG]({u})")),
+                        );
+                        let links = links.join(" · ");
                         match &p.display_name {
-                            Some(display) => format!("**{display}**\n{body}"),
-                            None => body.to_string(),
+                            Some(display) => format!("**{display}** · {links}\n{body}"),
+                            None => format!("{links}\n{body}"),
                         }
                     },
                     inline: false,
@@ -492,6 +527,8 @@ mod tests {
                 path: PackagePath::new(format!("p{i}")),
                 name: PackageName::new_unchecked(format!("com.s.p{i}")),
                 version: "1.0.0".into(),
+                previous: Some("0.9.1".into()),
+                change: ChangeKind::Major,
                 dist_tag: Some("latest".into()),
                 shasum: "s".into(),
                 integrity: "i".into(),
@@ -500,6 +537,7 @@ mod tests {
                 size: 1,
                 unpacked_size: 1,
                 note: None,
+                warnings: vec![],
                 changelog: "## [1.0.0] - d\n\n- @everyone look (abc1234)\n".into(),
             })));
         }
@@ -528,8 +566,27 @@ mod tests {
         let msg = build(&report(2, 1)).unwrap();
         assert_eq!(msg.embeds.len(), 2);
         assert_eq!(msg.embeds[0].title, "Published 2 packages");
-        assert_eq!(msg.embeds[0].fields[0].name, "com.s.p0 1.0.0 (latest)");
-        assert_eq!(msg.embeds[0].fields[0].value, "- @everyone look (abc1234)");
+        assert_eq!(
+            msg.embeds[0].fields[0].name,
+            "com.s.p0 0.9.1 → 1.0.0 · major · latest"
+        );
+        assert_eq!(
+            msg.embeds[0].fields[0].value,
+            "[Registry](http://r/-/web/detail/com.s.p0) · \
+             [CHANGELOG](https://github.com/studio/game/blob/0123456789abcdef0123456789abcdef01234567/p0/CHANGELOG.md)\n\
+             - @everyone look (abc1234)"
+        );
+        assert!(msg.embeds[0].description.contains(
+            "[Commit](https://github.com/studio/game/commit/0123456789abcdef0123456789abcdef01234567) · \
+             [Workflow run](https://github.com/studio/game/actions/runs/77)"
+        ));
+        assert!(msg.embeds[1]
+            .description
+            .contains("[Workflow run](https://github.com/studio/game/actions/runs/77)"));
+        assert_eq!(
+            msg.embeds[1].url.as_deref(),
+            Some("https://github.com/studio/game/actions/runs/77")
+        );
         assert!(
             msg.embeds[0].description.contains("studio/game@0123456")
                 && msg.embeds[0].description.contains("1 skipped")

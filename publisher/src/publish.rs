@@ -9,9 +9,9 @@ use base64::Engine;
 use semver::Version;
 use serde_json::{json, Value};
 
-use crate::model::{Failed, Outcome, Package, Published, Skipped, Stage};
+use crate::model::{ChangeKind, Failed, Outcome, Package, Published, Skipped, Stage};
 use crate::pack;
-use crate::registry::{backoff, Packument, PutResult, Registry, RetryPolicy};
+use crate::registry::{self, backoff, Packument, PutResult, Registry, RetryPolicy};
 use crate::verify::{self, Digests, Verdict};
 
 /// The dist-tag a new `version` should get, given the package's current tags; `None` when every
@@ -52,6 +52,27 @@ pub fn previous_version(packument: Option<&Packument>, version: &Version) -> Opt
         .into_iter()
         .filter(|v| v < version)
         .max()
+}
+
+/// The kind of release `version` is: against `latest` (below it: a backport) and the highest version
+/// below it (`previous`: which SemVer part moved).
+pub fn change_kind(
+    version: &Version,
+    previous: Option<&Version>,
+    latest: Option<&Version>,
+) -> ChangeKind {
+    if latest.is_some_and(|latest| version < latest) {
+        return ChangeKind::Backport;
+    }
+    if !version.pre.is_empty() {
+        return ChangeKind::Prerelease;
+    }
+    match previous {
+        None => ChangeKind::Initial,
+        Some(p) if p.major != version.major => ChangeKind::Major,
+        Some(p) if p.minor != version.minor => ChangeKind::Minor,
+        Some(_) => ChangeKind::Patch,
+    }
 }
 
 /// `<bare name>-<version>.tgz`, npm's attachment and tarball file name.
@@ -174,12 +195,22 @@ fn check_stored(registry: &Registry, package: &Package, sent: &Digests) -> Resul
             }
         }
     };
-    let stored = registry.download(&dist.tarball)?;
+    let stored = registry.download(&registry::tarball_url(
+        registry.base(),
+        &package.name,
+        &dist.tarball,
+    ))?;
     Ok(verify::judge(sent, &dist, &Digests::of(&stored)))
 }
 
 /// Publishes one package whose version the registry lookup reported missing.
-pub fn publish_one(registry: &Registry, package: &Package, dry_run: bool) -> Attempt {
+/// `files` are the package's files as `pack::select_files` chose them (and validation checked them).
+pub fn publish_one(
+    registry: &Registry,
+    package: &Package,
+    files: Vec<String>,
+    dry_run: bool,
+) -> Attempt {
     let fail = |stage, reason: String| Attempt {
         outcome: Outcome::Failed(Failed::of(package, stage, reason)),
         previous: None,
@@ -189,6 +220,11 @@ pub fn publish_one(registry: &Registry, package: &Package, dry_run: bool) -> Att
         Err(e) => return fail(Stage::Registry, e),
     };
     let previous = previous_version(packument.as_ref(), &package.version);
+    let latest = packument
+        .as_ref()
+        .and_then(|p| p.dist_tags.get("latest"))
+        .and_then(|v| Version::parse(v).ok());
+    let change = change_kind(&package.version, previous.as_ref(), latest.as_ref());
     let tag = choose_dist_tag(
         &package.version,
         &packument
@@ -197,10 +233,6 @@ pub fn publish_one(registry: &Registry, package: &Package, dry_run: bool) -> Att
             .unwrap_or_default(),
     );
 
-    let files = match pack::select_files(&package.dir, &package.manifest) {
-        Ok(files) => files,
-        Err(e) => return fail(Stage::Pack, e),
-    };
     let readme = pack::readme(&package.dir, &files);
     let tarball = match pack::build_tarball(&package.dir, files) {
         Ok(t) => t,
@@ -211,6 +243,8 @@ pub fn publish_one(registry: &Registry, package: &Package, dry_run: bool) -> Att
         path: package.path.clone(),
         name: package.name.clone(),
         version: package.version.to_string(),
+        previous: previous.as_ref().map(Version::to_string),
+        change,
         dist_tag: tag.clone(),
         shasum: digests.shasum.clone(),
         integrity: digests.integrity.clone(),
@@ -219,6 +253,7 @@ pub fn publish_one(registry: &Registry, package: &Package, dry_run: bool) -> Att
         size: tarball.bytes.len(),
         unpacked_size: tarball.unpacked_size,
         note,
+        warnings: package.warnings.clone(),
         changelog: String::new(),
     };
 
@@ -373,6 +408,39 @@ mod tests {
     }
 
     #[test]
+    fn change_kinds() {
+        let kind = |version: &str, previous: Option<&str>, latest: Option<&str>| {
+            change_kind(
+                &v(version),
+                previous.map(v).as_ref(),
+                latest.map(v).as_ref(),
+            )
+        };
+        assert_eq!(kind("1.0.0", None, None), ChangeKind::Initial);
+        assert_eq!(
+            kind("2.0.0", Some("1.4.2"), Some("1.4.2")),
+            ChangeKind::Major
+        );
+        assert_eq!(
+            kind("1.5.0", Some("1.4.2"), Some("1.4.2")),
+            ChangeKind::Minor
+        );
+        assert_eq!(
+            kind("1.4.3", Some("1.4.2"), Some("1.4.2")),
+            ChangeKind::Patch
+        );
+        assert_eq!(
+            kind("2.0.0-rc.1", Some("1.4.2"), Some("1.4.2")),
+            ChangeKind::Prerelease
+        );
+        assert_eq!(
+            kind("1.3.9", Some("1.3.8"), Some("2.0.0")),
+            ChangeKind::Backport
+        );
+        assert_eq!(kind("1.0.0-preview.1", None, None), ChangeKind::Prerelease);
+    }
+
+    #[test]
     fn previous_versions() {
         let p = Packument::parse(br#"{"versions":{"1.0.0":{},"1.2.0":{},"2.0.0":{},"1.10.0":{}}}"#)
             .unwrap();
@@ -388,6 +456,7 @@ mod tests {
             name: PackageName::new_unchecked(name.to_string()),
             version: v("1.2.0"),
             display_name: None,
+            warnings: Vec::new(),
             manifest: serde_json::from_str(&format!(
                 r#"{{"name":"{name}","version":"1.2.0","displayName":"A","description":"d"}}"#
             ))

@@ -126,6 +126,45 @@ pub fn origin(url: &str) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
+/// Is the host of `origin` (from `origin()`) this machine? Only there may a token travel over plain http.
+fn is_loopback(origin: &str) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A token may go to `origin` only over https, or over http to this machine (tests, a local Verdaccio):
+/// anywhere else it would cross the network in clear text.
+pub fn check_token_transport(origin: &str, has_token: bool) -> Result<(), String> {
+    if has_token && origin.starts_with("http://") && !is_loopback(origin) {
+        return Err(format!(
+            "refusing to send NPM_TOKEN to {origin} over plain http (it would travel in clear text); \
+             use the registry's https URL"
+        ));
+    }
+    Ok(())
+}
+
+/// Where to download a version's tarball. The registry reports `dist.tarball` as it sees itself: behind a
+/// reverse proxy Verdaccio often reports its internal address or `http://`, which the runner cannot reach
+/// (or should not send the token to). The file name is what identifies the tarball, so it is fetched
+/// from the configured base: `<base>/<name>/-/<file>`. A URL without npm's `/-/` is used as reported.
+pub fn tarball_url(base: &str, name: &PackageName, reported: &str) -> String {
+    let without_query = reported.split(['?', '#']).next().unwrap_or(reported);
+    match without_query.rsplit_once("/-/") {
+        Some((_, file)) if !file.is_empty() && !file.contains('/') => {
+            format!("{}/{}/-/{file}", base.trim_end_matches('/'), name.as_str())
+        }
+        _ => reported.to_string(),
+    }
+}
+
 /// The URL with any `user:password@` removed, for messages.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {
@@ -241,6 +280,7 @@ impl Registry {
                 redact_url(&base)
             )
         })?;
+        check_token_transport(&base_origin, token.is_some())?;
         Ok(Registry {
             base,
             base_origin,
@@ -468,6 +508,61 @@ mod tests {
         assert_ne!(origin("http://host:4873"), origin("http://host:4874"));
         assert_eq!(origin("file:///etc/passwd"), None);
         assert_eq!(origin("nonsense"), None);
+    }
+
+    #[test]
+    fn tokens_never_travel_in_clear_text() {
+        assert!(check_token_transport("https://npm.studio.io", true).is_ok());
+        for local in [
+            "http://127.0.0.1:4873",
+            "http://localhost:4873",
+            "http://[::1]:4873",
+            "http://127.8.9.1",
+        ] {
+            assert!(check_token_transport(local, true).is_ok(), "{local}");
+        }
+        let err = check_token_transport("http://npm.studio.io", true).unwrap_err();
+        assert!(err.contains("plain http"), "{err}");
+        assert!(check_token_transport("http://10.0.0.5:4873", true).is_err());
+        assert!(check_token_transport("http://localhost.evil.example", true).is_err());
+        // Without a token, http is only a lookup: allowed.
+        assert!(check_token_transport("http://npm.studio.io", false).is_ok());
+        let secret = Secret::new("s3cret".into());
+        let err = Registry::new(
+            "http://npm.studio.io/",
+            secret,
+            RetryPolicy::default(),
+            Duration::from_secs(1),
+        )
+        .err()
+        .unwrap();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn tarballs_are_fetched_from_the_configured_registry() {
+        let scoped = PackageName::new_unchecked("@studio/tool".to_string());
+        assert_eq!(
+            tarball_url(
+                "https://npm.studio.io/npm",
+                &scoped,
+                "http://verdaccio.internal:4873/@studio/tool/-/tool-1.0.0.tgz"
+            ),
+            "https://npm.studio.io/npm/@studio/tool/-/tool-1.0.0.tgz"
+        );
+        let plain = PackageName::new_unchecked("com.studio.a".to_string());
+        assert_eq!(
+            tarball_url(
+                "https://r",
+                &plain,
+                "http://r/com.studio.a/-/com.studio.a-1.0.0.tgz?x=1"
+            ),
+            "https://r/com.studio.a/-/com.studio.a-1.0.0.tgz"
+        );
+        assert_eq!(
+            tarball_url("https://r", &plain, "https://cdn.example/blob/abc"),
+            "https://cdn.example/blob/abc"
+        );
     }
 
     #[test]

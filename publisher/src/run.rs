@@ -1,14 +1,17 @@
 //! One publish run over a workspace: the stages in order, concurrency where it is safe, and every
 //! package ending in exactly one outcome. A failing package never stops the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::assets;
 use crate::changelog;
 use crate::discover::{self, Candidate, Request};
-use crate::model::{Failed, Outcome, Package, Skipped, Stage};
+use crate::model::{Failed, Outcome, Package, PackageName, Problem, Skipped, Stage};
+use crate::order;
+use crate::pack;
 use crate::publish;
 use crate::registry::Registry;
 use crate::validate::{self, Validated};
@@ -142,56 +145,296 @@ pub fn run(root: &Path, request: &Request, settings: &Settings) -> Vec<Outcome> 
         }
     }
 
-    // One group per package name, publishing its versions one at a time in version order, so `latest`
-    // ends on the highest and two uploads of one name never race.
-    let mut groups: Vec<Vec<(usize, Package)>> = to_publish.into_values().collect();
-    for group in &mut groups {
-        group.sort_by(|a, b| a.1.version.cmp(&b.1.version));
-    }
-    let results = map_concurrent(
-        &groups,
-        settings.jobs.min(MAX_CONCURRENT_PUBLISHES),
-        |group| {
-            group
-                .iter()
-                .map(|(slot, package)| {
-                    progress(format!("publishing {}", package.id()));
-                    let attempt =
-                        publish::publish_one(settings.registry, package, settings.dry_run);
-                    let outcome = match attempt.outcome {
-                        Outcome::Published(mut published) => {
-                            published.changelog = changelog_for(
-                                root,
-                                package,
-                                attempt.previous.as_ref(),
-                                settings.dry_run,
-                            );
-                            progress(format!(
-                                "published {} (dist-tag {}, shasum {})",
-                                package.id(),
-                                published.dist_tag.as_deref().unwrap_or("none"),
-                                published.shasum
-                            ));
-                            Outcome::Published(published)
-                        }
-                        Outcome::Failed(f) => {
-                            report_failure(&f);
-                            Outcome::Failed(f)
-                        }
-                        Outcome::Skipped(s) => {
-                            progress(format!("skip {}: {}", package.id(), s.reason));
-                            Outcome::Skipped(s)
-                        }
-                    };
-                    (*slot, outcome)
-                })
-                .collect::<Vec<_>>()
-        },
+    let ready = inspect_files(
+        to_publish.into_values().flatten().collect(),
+        settings,
+        &mut slots,
     );
-    for (slot, outcome) in results.into_iter().flatten() {
-        slots[slot] = Some(outcome);
-    }
+    let ready = check_dependencies(ready, settings, &mut slots);
+    publish_in_order(root, ready, settings, &mut slots);
     slots.into_iter().flatten().collect()
+}
+
+/// A package that passed every check before upload: its tarball's files, and the names and versions of
+/// the run's packages it needs published first.
+struct Ready {
+    slot: usize,
+    package: Package,
+    files: Vec<String>,
+    guids: BTreeMap<String, String>,
+    needs: Vec<(String, semver::Version)>,
+}
+
+fn fail(slots: &mut [Option<Outcome>], slot: usize, failed: Failed) {
+    report_failure(&failed);
+    slots[slot] = Some(Outcome::Failed(failed));
+}
+
+/// The files each package will ship, and Unity's checks on them (`assets`), including GUIDs shared
+/// between packages of the run.
+fn inspect_files(
+    candidates: Vec<(usize, Package)>,
+    settings: &Settings,
+    slots: &mut [Option<Outcome>],
+) -> Vec<Ready> {
+    let inspected = map_concurrent(&candidates, settings.jobs, |(_, package)| {
+        let files = pack::select_files(&package.dir, &package.manifest)?;
+        let findings = assets::check(&files, &package.manifest, |rel| {
+            std::fs::read_to_string(package.dir.join(rel)).map_err(|e| e.to_string())
+        });
+        Ok::<_, String>((files, findings))
+    });
+    let mut ready = Vec::new();
+    for ((slot, mut package), result) in candidates.into_iter().zip(inspected) {
+        match result {
+            Err(e) => fail(slots, slot, Failed::of(&package, Stage::Pack, e)),
+            Ok((files, findings)) => {
+                package.warnings.extend(findings.warnings);
+                for w in &package.warnings {
+                    progress(format!(
+                        "warning: {}: {} {}",
+                        package.id(),
+                        w.field,
+                        w.reason
+                    ));
+                }
+                if findings.problems.is_empty() {
+                    ready.push(Ready {
+                        slot,
+                        needs: Vec::new(),
+                        guids: findings.guids,
+                        files,
+                        package,
+                    });
+                } else {
+                    fail(
+                        slots,
+                        slot,
+                        Failed::with_problems(&package, Stage::Validate, findings.problems),
+                    );
+                }
+            }
+        }
+    }
+    let owners: Vec<(String, &BTreeMap<String, String>)> =
+        ready.iter().map(|r| (r.package.id(), &r.guids)).collect();
+    let clashes = assets::guid_clashes(&owners);
+    let mut kept = Vec::new();
+    for (i, r) in ready.into_iter().enumerate() {
+        match clashes.get(&i) {
+            Some(problems) => fail(
+                slots,
+                r.slot,
+                Failed::with_problems(&r.package, Stage::Validate, problems.clone()),
+            ),
+            None => kept.push(r),
+        }
+    }
+    kept
+}
+
+/// Each dependency that is the studio's (`order::is_ours`) must be published by this run or be on the
+/// registry already; the others are Unity's or another registry's business.
+fn check_dependencies(
+    ready: Vec<Ready>,
+    settings: &Settings,
+    slots: &mut [Option<Outcome>],
+) -> Vec<Ready> {
+    // Every name this run found, failed ones included: a dependency on a package of the run that could
+    // not be published is still ours to check, whatever its scope.
+    let mut in_run: BTreeSet<String> = ready.iter().map(|r| r.package.name.to_string()).collect();
+    in_run.extend(slots.iter().flatten().filter_map(|outcome| match outcome {
+        Outcome::Failed(f) => f.name.clone(),
+        Outcome::Skipped(s) => s.name.clone(),
+        Outcome::Published(p) => Some(p.name.to_string()),
+    }));
+    let publishing: BTreeSet<(String, semver::Version)> = ready
+        .iter()
+        .map(|r| (r.package.name.to_string(), r.package.version.clone()))
+        .collect();
+    let mut lookups: BTreeSet<(String, semver::Version)> = BTreeSet::new();
+    for r in &ready {
+        for dep in validate::dependencies(&r.package.manifest) {
+            if !publishing.contains(&dep)
+                && order::is_ours(r.package.name.as_str(), &dep.0, &in_run)
+            {
+                lookups.insert(dep);
+            }
+        }
+    }
+    let lookups: Vec<(String, semver::Version)> = lookups.into_iter().collect();
+    let answers = map_concurrent(&lookups, settings.jobs, |(name, version)| {
+        settings
+            .registry
+            .exists(&PackageName::new_unchecked(name.clone()), version)
+    });
+    let answers: BTreeMap<&(String, semver::Version), &Result<bool, String>> =
+        lookups.iter().zip(answers.iter()).collect();
+
+    let mut kept = Vec::new();
+    for mut r in ready {
+        let mut problems = Vec::new();
+        let mut registry_error = None;
+        for dep in validate::dependencies(&r.package.manifest) {
+            if publishing.contains(&dep) {
+                r.needs.push(dep);
+                continue;
+            }
+            match answers.get(&dep) {
+                None | Some(Ok(true)) => {}
+                Some(Ok(false)) => problems.push(Problem {
+                    field: format!("dependencies.{}", dep.0),
+                    reason: format!(
+                        "{}@{} is neither on the registry nor published by this run: nobody could \
+                         install this package",
+                        dep.0, dep.1
+                    ),
+                }),
+                Some(Err(e)) => {
+                    registry_error = Some(format!(
+                        "cannot tell whether its dependency {}@{} is published: {e}",
+                        dep.0, dep.1
+                    ))
+                }
+            }
+        }
+        if !problems.is_empty() {
+            fail(
+                slots,
+                r.slot,
+                Failed::with_problems(&r.package, Stage::Validate, problems),
+            );
+        } else if let Some(e) = registry_error {
+            fail(slots, r.slot, Failed::of(&r.package, Stage::Registry, e));
+        } else {
+            kept.push(r);
+        }
+    }
+    kept
+}
+
+/// Publishes level by level of `order::plan`, dependencies first. Within a level, one group per package
+/// name publishes its versions one at a time in version order, so `latest` ends on the highest and two
+/// uploads of one name never race; groups run concurrently.
+fn publish_in_order(
+    root: &Path,
+    ready: Vec<Ready>,
+    settings: &Settings,
+    slots: &mut [Option<Outcome>],
+) {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &ready {
+        edges
+            .entry(r.package.name.to_string())
+            .or_default()
+            .extend(r.needs.iter().map(|(name, _)| name.clone()));
+    }
+    let plan = order::plan(&edges);
+    let mut by_name: BTreeMap<String, Vec<Ready>> = BTreeMap::new();
+    for r in ready {
+        by_name
+            .entry(r.package.name.to_string())
+            .or_default()
+            .push(r);
+    }
+    for (name, cycle) in &plan.cycles {
+        for r in by_name.remove(name).into_iter().flatten() {
+            fail(
+                slots,
+                r.slot,
+                Failed::of(
+                    &r.package,
+                    Stage::Validate,
+                    format!("dependency cycle among the packages of this run: {cycle}"),
+                ),
+            );
+        }
+    }
+
+    // name@version → did it end on the registry (published, or found there with our content)?
+    let mut done: BTreeMap<String, Result<(), String>> = BTreeMap::new();
+    for level in &plan.levels {
+        let mut groups: Vec<Vec<Ready>> = level
+            .iter()
+            .filter_map(|name| by_name.remove(name))
+            .collect();
+        for group in &mut groups {
+            group.sort_by(|a, b| a.package.version.cmp(&b.package.version));
+        }
+        let results = map_concurrent(
+            &groups,
+            settings.jobs.min(MAX_CONCURRENT_PUBLISHES),
+            |group| {
+                group
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.slot,
+                            r.package.id(),
+                            publish_ready(root, r, &done, settings),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+        for (slot, id, outcome) in results.into_iter().flatten() {
+            let state = match &outcome {
+                Outcome::Failed(f) => Err(f.reason.clone()),
+                _ => Ok(()),
+            };
+            done.insert(id, state);
+            slots[slot] = Some(outcome);
+        }
+    }
+}
+
+fn publish_ready(
+    root: &Path,
+    r: &Ready,
+    done: &BTreeMap<String, Result<(), String>>,
+    settings: &Settings,
+) -> Outcome {
+    let package = &r.package;
+    for (name, version) in &r.needs {
+        let id = format!("{name}@{version}");
+        if let Some(Err(reason)) = done.get(&id) {
+            let failed = Failed::of(
+                package,
+                Stage::Publish,
+                format!("not published because its dependency {id} failed: {reason}"),
+            );
+            report_failure(&failed);
+            return Outcome::Failed(failed);
+        }
+    }
+    progress(format!("publishing {}", package.id()));
+    let attempt = publish::publish_one(
+        settings.registry,
+        package,
+        r.files.clone(),
+        settings.dry_run,
+    );
+    match attempt.outcome {
+        Outcome::Published(mut published) => {
+            published.changelog =
+                changelog_for(root, package, attempt.previous.as_ref(), settings.dry_run);
+            progress(format!(
+                "published {} (dist-tag {}, shasum {})",
+                package.id(),
+                published.dist_tag.as_deref().unwrap_or("none"),
+                published.shasum
+            ));
+            Outcome::Published(published)
+        }
+        Outcome::Failed(f) => {
+            report_failure(&f);
+            Outcome::Failed(f)
+        }
+        Outcome::Skipped(s) => {
+            progress(format!("skip {}: {}", package.id(), s.reason));
+            Outcome::Skipped(s)
+        }
+    }
 }
 
 /// The changelog is a courtesy: a git problem here is a warning, never a failure of a package that is

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::changelog;
-use crate::model::{Failed, Published, Report, Skipped, Source};
+use crate::model::{registry_page, Failed, Published, Report, Skipped, Source};
 
 /// A table cell: no line breaks, no pipes, no raw HTML (commit text is untrusted).
 pub fn cell(text: &str) -> String {
@@ -34,6 +34,10 @@ pub fn markdown(report: &Report) -> String {
         facts.push(format!("branch `{}`", cell(branch)));
     }
     facts.push(format!("registry `{}`", cell(&report.registry)));
+    if let Some(run) = &source.run_url {
+        facts.push(format!("[workflow run]({run})"));
+    }
+    facts.push(format!("at {}", report.finished_at));
     if report.dry_run {
         facts.push("**dry run**: nothing uploaded".to_string());
     }
@@ -65,18 +69,33 @@ pub fn markdown(report: &Report) -> String {
         ));
     }
     for p in &published {
-        let mut details = match &p.dist_tag {
+        let mut details = format!("**{}**, ", p.change);
+        details.push_str(&match &p.dist_tag {
             Some(tag) => format!("dist-tag `{tag}`"),
             None => "no dist-tag (older than every tagged version)".to_string(),
-        };
+        });
         details.push_str(&format!(", {} files, shasum `{}`", p.files, p.shasum));
         if let Some(note) = &p.note {
             details.push_str(&format!(", {}", cell(note)));
         }
+        details.push_str(&format!(
+            " · [registry]({})",
+            registry_page(&report.registry, &p.name)
+        ));
+        if let Some(url) = source.changelog_url(&p.path) {
+            details.push_str(&format!(" · [CHANGELOG]({url})"));
+        }
+        for w in &p.warnings {
+            details.push_str(&format!(" · ⚠️ `{}` {}", cell(&w.field), cell(&w.reason)));
+        }
+        let versions = match &p.previous {
+            Some(previous) => format!("{} → {}", cell(previous), cell(&p.version)),
+            None => cell(&p.version),
+        };
         out.push_str(&format!(
             "| ✅ published | {} | {} | `{}` | {} |\n",
             cell(p.name.as_str()),
-            cell(&p.version),
+            versions,
             cell(&p.path.to_string()),
             details
         ));
@@ -109,6 +128,11 @@ pub fn markdown(report: &Report) -> String {
 /// The audit file's shape.
 #[derive(Serialize)]
 pub struct Audit<'a> {
+    /// When the run finished (RFC 3339, UTC).
+    pub timestamp: &'a str,
+    /// The workflow run, when running in GitHub Actions (also under `source`; here for readers who look
+    /// for it first).
+    pub run_url: Option<&'a str>,
     pub source: &'a Source,
     pub registry: &'a str,
     pub dry_run: bool,
@@ -122,6 +146,8 @@ pub struct Audit<'a> {
 
 pub fn audit<'a>(report: &'a Report, notification: Option<&'a str>) -> Audit<'a> {
     Audit {
+        timestamp: &report.finished_at,
+        run_url: report.source.run_url.as_deref(),
         source: &report.source,
         registry: &report.registry,
         dry_run: report.dry_run,
@@ -150,6 +176,8 @@ mod tests {
                 path: PackagePath::new("Packages/a"),
                 name: PackageName::new_unchecked("com.s.a".into()),
                 version: "1.1.0".into(),
+                previous: Some("1.0.3".into()),
+                change: ChangeKind::Minor,
                 dist_tag: Some("latest".into()),
                 shasum: "abc".into(),
                 integrity: "sha512-x".into(),
@@ -158,6 +186,10 @@ mod tests {
                 size: 100,
                 unpacked_size: 300,
                 note: None,
+                warnings: vec![Problem {
+                    field: "Runtime/Old.cs.meta".into(),
+                    reason: "an orphan .meta".into(),
+                }],
                 changelog: "## [1.1.0] - d\n\n- feat <b> (1234567)\n".into(),
             })),
             Outcome::Skipped(Skipped {
@@ -192,8 +224,16 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| ✅ published | com.s.a | 1.1.0 | `Packages/a` | dist-tag `latest`, 3 files"
+                "| ✅ published | com.s.a | 1.0.3 → 1.1.0 | `Packages/a` | **minor**, dist-tag `latest`, 3 files"
             ),
+            "{md}"
+        );
+        assert!(
+            md.contains(" · [registry](http://r/-/web/detail/com.s.a) · [CHANGELOG](https://github.com/studio/game/blob/0123456789abcdef0123456789abcdef01234567/Packages/a/CHANGELOG.md) · ⚠️ `Runtime/Old.cs.meta` an orphan .meta |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("[workflow run](https://github.com/studio/game/actions/runs/77) · at 2026-11-27T10:00:00Z"),
             "{md}"
         );
         assert!(md.contains("- feat &lt;b&gt; (1234567)"), "{md}");
@@ -204,5 +244,13 @@ mod tests {
         assert_eq!(json["failed"][0]["problems"][0]["field"], "version");
         assert_eq!(json["failed"][0]["stage"], "validate");
         assert_eq!(json["source"]["repository"], "studio/game");
+        assert_eq!(json["timestamp"], "2026-11-27T10:00:00Z");
+        assert_eq!(
+            json["run_url"],
+            "https://github.com/studio/game/actions/runs/77"
+        );
+        assert_eq!(json["published"][0]["previous"], "1.0.3");
+        assert_eq!(json["published"][0]["change"], "minor");
+        assert_eq!(json["published"][0]["dist_tag"], "latest");
     }
 }

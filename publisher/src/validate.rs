@@ -51,11 +51,27 @@ pub fn validate(path: PackagePath, dir: PathBuf, manifest: Map<String, Value>) -
             "must be a Unity version like \"2022.3\" (major.minor)".to_string(),
         ),
     }
+    match manifest.get("unityRelease") {
+        None => {}
+        Some(Value::String(s)) if is_unity_release(s) && !manifest.contains_key("unity") => {
+            problem(
+                "unityRelease",
+                "needs `unity` (it completes that version)".to_string(),
+            )
+        }
+        Some(Value::String(s)) if is_unity_release(s) => {}
+        Some(_) => problem(
+            "unityRelease",
+            "must be a Unity release like \"11f1\" or \"0b4\" (patch, letter, build)".to_string(),
+        ),
+    }
     match manifest.get("files") {
         None => {}
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
         Some(_) => problem("files", "must be an array of strings".to_string()),
     }
+    check_dependencies(manifest.get("dependencies"), &mut problem);
+    check_samples(manifest.get("samples"), &mut problem);
 
     let raw_name = manifest
         .get("name")
@@ -65,6 +81,16 @@ pub fn validate(path: PackagePath, dir: PathBuf, manifest: Map<String, Value>) -
         .get("version")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let mut warnings = Vec::new();
+    if let Some(name) = name.as_deref().filter(|n| n.starts_with('@')) {
+        warnings.push(Problem {
+            field: "name".to_string(),
+            reason: format!(
+                "{name:?} is a scoped npm name: Unity's scoped registries select packages by \
+                 reverse-domain prefix (com.studio.*), so projects may not find it"
+            ),
+        });
+    }
     match (name, version, problems.is_empty()) {
         (Some(name), Some(version), true) => {
             // npm refuses to publish a private package; so do we, without calling it a failure.
@@ -83,6 +109,7 @@ pub fn validate(path: PackagePath, dir: PathBuf, manifest: Map<String, Value>) -
                 version,
                 display_name,
                 manifest,
+                warnings,
             }))
         }
         _ => {
@@ -184,6 +211,87 @@ pub fn check_version(version: &str) -> Result<semver::Version, String> {
     }
     semver::Version::parse(version)
         .map_err(|e| format!("{version:?} is not a semantic version (MAJOR.MINOR.PATCH): {e}"))
+}
+
+/// Unity's `unityRelease`: the patch number, the release kind (a alpha, b beta, f final, p patch, x
+/// experimental) and the build, e.g. `11f1`.
+fn is_unity_release(s: &str) -> bool {
+    let Some(letter) = s.find(|c: char| c.is_ascii_alphabetic()) else {
+        return false;
+    };
+    let (patch, rest) = s.split_at(letter);
+    let (kind, build) = rest.split_at(1);
+    let digits = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
+    digits(patch) && matches!(kind, "a" | "b" | "f" | "p" | "x") && digits(build)
+}
+
+/// `dependencies`: package names to exact versions. Unity's resolver takes a version, never an npm range,
+/// so `^1.2.0` or `latest` breaks every project that installs the package.
+fn check_dependencies(value: Option<&Value>, problem: &mut impl FnMut(&str, String)) {
+    let deps = match value {
+        None => return,
+        Some(Value::Object(deps)) => deps,
+        Some(_) => {
+            problem(
+                "dependencies",
+                "must be an object of package name to version".to_string(),
+            );
+            return;
+        }
+    };
+    for (name, version) in deps {
+        let field = format!("dependencies.{name}");
+        if let Err(reason) = check_name(name) {
+            problem(&field, format!("is not a package name: {reason}"));
+        }
+        match version.as_str() {
+            Some(v) => {
+                if let Err(reason) = check_version(v) {
+                    problem(
+                        &field,
+                        format!("{reason} (Unity takes an exact version, not a range)"),
+                    );
+                }
+            }
+            None => problem(&field, "must be a version string".to_string()),
+        }
+    }
+}
+
+/// `samples`: objects whose `path` names a folder of the package (whether it is packed is checked with the
+/// files, in `assets`).
+fn check_samples(value: Option<&Value>, problem: &mut impl FnMut(&str, String)) {
+    let samples = match value {
+        None => return,
+        Some(Value::Array(samples)) => samples,
+        Some(_) => {
+            problem(
+                "samples",
+                "must be an array of {displayName, description, path}".to_string(),
+            );
+            return;
+        }
+    };
+    for (i, sample) in samples.iter().enumerate() {
+        match sample.get("path").and_then(Value::as_str) {
+            Some(path) if !path.trim().is_empty() => {}
+            _ => problem(
+                &format!("samples[{i}].path"),
+                "must be a non-empty string".to_string(),
+            ),
+        }
+    }
+}
+
+/// The `dependencies` of a validated manifest, as (name, version) pairs.
+pub fn dependencies(manifest: &Map<String, Value>) -> Vec<(String, semver::Version)> {
+    manifest
+        .get("dependencies")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, v)| Some((name.clone(), semver::Version::parse(v.as_str()?).ok()?)))
+        .collect()
 }
 
 fn is_unity_version(s: &str) -> bool {
@@ -309,6 +417,74 @@ mod tests {
         }
         match run(r#"{"displayName":"A"}"#) {
             Validated::Fail(f) => assert_eq!(f.reason, "`name` is missing; `version` is missing"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unity_fields_dependencies_and_samples() {
+        match run(
+            r#"{"name":"com.studio.a","version":"1.0.0","displayName":"A","unity":"2022.3",
+                "unityRelease":"11f1","dependencies":{"com.unity.ugui":"1.0.0","com.studio.b":"2.1.0-preview.1"},
+                "samples":[{"displayName":"Basic","path":"Samples~/Basic"}]}"#,
+        ) {
+            Validated::Ok(p) => {
+                assert!(p.warnings.is_empty());
+                assert_eq!(
+                    dependencies(&p.manifest),
+                    [
+                        (
+                            "com.studio.b".to_string(),
+                            semver::Version::parse("2.1.0-preview.1").unwrap()
+                        ),
+                        ("com.unity.ugui".to_string(), semver::Version::new(1, 0, 0))
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match run(
+            r#"{"name":"com.studio.a","version":"1.0.0","displayName":"A","unity":"2022.3",
+                "unityRelease":"11", "dependencies":{"com.studio.b":"^2.0.0","Bad Name":"1.0.0","com.studio.c":3},
+                "samples":[{"displayName":"No path"}]}"#,
+        ) {
+            Validated::Fail(f) => {
+                let fields: Vec<&str> = f.problems.iter().map(|p| p.field.as_str()).collect();
+                assert_eq!(
+                    fields,
+                    [
+                        "unityRelease",
+                        "dependencies.Bad Name",
+                        "dependencies.com.studio.b",
+                        "dependencies.com.studio.c",
+                        "samples[0].path"
+                    ]
+                );
+                assert!(f.reason.contains("not a range"), "{}", f.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        for ok in ["0f1", "11f1", "0b4", "3a10", "2p1", "1x1"] {
+            assert!(is_unity_release(ok), "{ok}");
+        }
+        for bad in ["", "11", "f1", "11f", "11q1", "1.1f1", "11F1"] {
+            assert!(!is_unity_release(bad), "{bad}");
+        }
+        assert!(matches!(
+            run(
+                r#"{"name":"com.studio.a","version":"1.0.0","displayName":"A","unityRelease":"0f1"}"#
+            ),
+            Validated::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn a_scoped_name_is_a_warning() {
+        match run(r#"{"name":"@studio/a","version":"1.0.0","displayName":"A"}"#) {
+            Validated::Ok(p) => {
+                assert_eq!(p.warnings.len(), 1);
+                assert!(p.warnings[0].reason.contains("reverse-domain"));
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -56,13 +56,16 @@ fn happy_path_publishes_one_package_with_the_right_shasum() {
     );
     let (shasum, tarball) = registry.stored("com.test.happy", "1.0.0");
     assert_eq!(published["shasum"], shasum.as_str());
-    // Tests/ is excluded by the package's .npmignore, which npm never packs itself.
+    // Tests/ is excluded by the package's .npmignore, which npm never packs itself; entries are in
+    // npm's order (by extension first).
     assert_eq!(
         tarball_paths(&tarball),
         [
             "package/Runtime/Thing.cs",
+            "package/package.json",
+            "package/package.json.meta",
+            "package/Runtime.meta",
             "package/Runtime/Thing.cs.meta",
-            "package/package.json"
         ]
     );
 
@@ -535,6 +538,10 @@ fn thirty_packages_fit_discords_limits() {
     for n in 0..4 {
         for i in 0..30 {
             repo.write(&format!("Packages/p{i:02}/Runtime/Note{n}.cs"), "// note\n");
+            repo.write(
+                &format!("Packages/p{i:02}/Runtime/Note{n}.cs.meta"),
+                &support::meta(&format!("p{i}"), &format!("Note{n}.cs")),
+            );
         }
         repo.commit(&format!(
             "feat: change {n} {}",
@@ -643,7 +650,7 @@ fn dry_run_uploads_nothing() {
     assert!(run.audit["skipped"][0]["reason"]
         .as_str()
         .unwrap()
-        .starts_with("dry run: would publish 3 files"));
+        .starts_with("dry run: would publish 5 files"));
     assert_eq!(registry.version_status("com.test.dry", "1.0.0"), 404);
     assert!(!repo.path().join("p/CHANGELOG.md").exists());
     let _ = get(&format!("{}/-/ping", registry.url));
@@ -704,4 +711,145 @@ fn discord_rate_limits_are_waited_out_and_a_dead_webhook_does_not_hide_results()
     assert!(run.summary.contains("Discord notification failed"));
     assert_eq!(run.audit["failed"][0]["stage"], "validate");
     assert!(!run.stderr.contains("secret-webhook-token"));
+}
+
+#[test]
+fn people_are_told_what_changed_with_links() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    repo.package("Packages/told", "com.test.told", "1.0.0");
+    let first = repo.commit("feat: first");
+    assert_eq!(Cli::publish(registry, &repo, &first).run().code, 0);
+    repo.set_version("Packages/told", "com.test.told", "1.1.0");
+    repo.write(
+        "Packages/broken/package.json",
+        r#"{"name":"com.test.told-broken","displayName":"Broken"}"#,
+    );
+    let sha = repo.commit("feat: a minor release");
+
+    let discord = FakeServer::discord();
+    let run = Cli::publish(registry, &repo, &sha)
+        .discord(&discord)
+        .args(&["--repository", "studio/told", "--branch", "main"])
+        .env("GITHUB_SERVER_URL", "https://github.example")
+        .env("GITHUB_REPOSITORY", "studio/central")
+        .env("GITHUB_RUN_ID", "4242")
+        .run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run_url = "https://github.example/studio/central/actions/runs/4242";
+    let commit_url = format!("https://github.example/studio/told/commit/{sha}");
+    let changelog_url =
+        format!("https://github.example/studio/told/blob/{sha}/Packages/told/CHANGELOG.md");
+    let page = format!("{}/-/web/detail/com.test.told", registry.url);
+
+    // Discord: the success embed says old → new and the kind of change, with every link.
+    let messages = discord_messages(&discord);
+    assert_eq!(messages.len(), 1);
+    let ok = &messages[0]["embeds"][0];
+    assert_eq!(
+        ok["fields"][0]["name"],
+        "com.test.told 1.0.0 → 1.1.0 · minor · latest"
+    );
+    let value = ok["fields"][0]["value"].as_str().unwrap();
+    assert!(
+        value.contains(&format!("[Registry]({page})"))
+            && value.contains(&format!("[CHANGELOG]({changelog_url})")),
+        "{value}"
+    );
+    let description = ok["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("[Commit]({commit_url})"))
+            && description.contains(&format!("[Workflow run]({run_url})")),
+        "{description}"
+    );
+    // The failure embed links the run.
+    let bad = &messages[0]["embeds"][1];
+    assert_eq!(bad["url"], run_url);
+    assert!(bad["description"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("[Workflow run]({run_url})")));
+
+    // The audit file: when, what came before, which dist-tag, which run.
+    let stamp = run.audit["timestamp"].as_str().unwrap();
+    assert!(
+        stamp.len() == 20 && stamp.ends_with('Z') && stamp.starts_with("20"),
+        "{stamp}"
+    );
+    assert_eq!(run.audit["run_url"], run_url);
+    let published = &run.audit["published"][0];
+    assert_eq!(published["previous"], "1.0.0");
+    assert_eq!(published["change"], "minor");
+    assert_eq!(published["dist_tag"], "latest");
+
+    // The job summary shows the same.
+    for wanted in [
+        "| ✅ published | com.test.told | 1.0.0 → 1.1.0 |".to_string(),
+        "**minor**, dist-tag `latest`".to_string(),
+        format!("[registry]({page})"),
+        format!("[CHANGELOG]({changelog_url})"),
+        format!("[workflow run]({run_url})"),
+        format!("at {stamp}"),
+    ] {
+        assert!(
+            run.summary.contains(&wanted),
+            "{wanted} in\n{}",
+            run.summary
+        );
+    }
+}
+
+#[test]
+fn the_tarball_is_verified_through_the_configured_registry_url() {
+    let registry = Verdaccio::shared();
+    // Behind a reverse proxy, Verdaccio reports tarball URLs with its internal address.
+    let internal = registry.url.clone();
+    let proxy = FakeServer::proxy(registry, move |request, status, body| {
+        if request.url.ends_with(".tgz") {
+            return (status, body);
+        }
+        let text = String::from_utf8_lossy(&body).replace(&internal, "http://127.0.0.1:1");
+        (status, text.into_bytes())
+    });
+    let repo = Repo::new();
+    repo.package("p", "com.test.behind-proxy", "1.0.0");
+    let sha = repo.commit("feat: behind a proxy");
+
+    let run = Cli::new(&proxy.url)
+        .token("the-proxy-adds-its-own")
+        .workspace(&repo, &sha)
+        .run();
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.behind-proxy@1.0.0"]);
+    let downloads: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.url.ends_with(".tgz"))
+        .map(|r| r.url)
+        .collect();
+    assert_eq!(
+        downloads,
+        ["/com.test.behind-proxy/-/com.test.behind-proxy-1.0.0.tgz"]
+    );
+}
+
+#[test]
+fn a_token_is_never_sent_over_plain_http_to_another_host() {
+    let repo = Repo::new();
+    repo.package("p", "com.test.cleartext", "1.0.0");
+    let sha = repo.commit("feat: x");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_upm-publisher"))
+        .args(["publish", "--registry", "http://npm.studio.example:4873/"])
+        .arg("--workspace")
+        .arg(repo.path())
+        .args(["--commit-sha", &sha])
+        .env("NPM_TOKEN", "clear-text-secret")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plain http"), "{stderr}");
+    assert!(!stderr.contains("clear-text-secret"), "{stderr}");
 }

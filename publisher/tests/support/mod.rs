@@ -314,6 +314,41 @@ impl FakeServer {
         FakeServer::start(|_| (200, br#"{"id":"1"}"#.to_vec()))
     }
 
+    /// A reverse proxy in front of `registry`, as studios run Verdaccio: every request is forwarded
+    /// with the proxy's own token, and `edit` may change each answer (status, body) on its way back.
+    pub fn proxy(
+        registry: &Verdaccio,
+        edit: impl Fn(&Recorded, u16, Vec<u8>) -> (u16, Vec<u8>) + Send + Sync + 'static,
+    ) -> FakeServer {
+        let upstream = registry.url.clone();
+        let token = registry.token.clone();
+        FakeServer::start(move |request| {
+            let url = format!("{upstream}{}", request.url);
+            let auth = format!("Bearer {token}");
+            let result = match request.method.as_str() {
+                "PUT" => http()
+                    .put(&url)
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .send(request.body.as_slice()),
+                _ => http().get(&url).header("Authorization", &auth).call(),
+            };
+            let (status, body) = match result {
+                Ok(mut response) => (
+                    response.status().as_u16(),
+                    response
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 30)
+                        .read_to_vec()
+                        .unwrap_or_default(),
+                ),
+                Err(e) => (502, format!("{{\"error\":\"{e}\"}}").into_bytes()),
+            };
+            edit(request, status, body)
+        })
+    }
+
     pub fn webhook_url(&self) -> String {
         format!("{}/api/webhooks/42/secret-webhook-token", self.url)
     }
@@ -380,8 +415,9 @@ impl Repo {
         std::fs::write(path, text).unwrap();
     }
 
-    /// A small UPM package: manifest, a runtime script with its .meta, and a test folder that the
-    /// package's .npmignore keeps out of the tarball.
+    /// A small UPM package as Unity lays it out: manifest, a runtime folder with a script, each with its
+    /// .meta (GUIDs unique per package name), and a test folder that the package's .npmignore keeps out
+    /// of the tarball.
     pub fn package(&self, dir: &str, name: &str, version: &str) {
         self.write(
             &format!("{dir}/package.json"),
@@ -393,15 +429,46 @@ impl Repo {
             &format!("{dir}/Runtime/Thing.cs"),
             &format!("// {name}\nclass Thing {{}}\n"),
         );
-        self.write(
-            &format!("{dir}/Runtime/Thing.cs.meta"),
-            "fileFormatVersion: 2\n",
-        );
+        for asset in ["package.json", "Runtime", "Runtime/Thing.cs"] {
+            self.write(&format!("{dir}/{asset}.meta"), &meta(name, asset));
+        }
         self.write(
             &format!("{dir}/Tests/ThingTests.cs"),
             "class ThingTests {}\n",
         );
         self.write(&format!("{dir}/.npmignore"), "Tests/\n");
+    }
+
+    /// Copies the fixture tree tests/fixtures/`fixture` into `dir` as package `name`@`version` (other
+    /// package.json fields from `fields`). Each GUID is re-derived from `name`, so one fixture can provide
+    /// several packages of a run, as real packages have distinct GUIDs.
+    pub fn fixture(&self, fixture: &str, dir: &str, name: &str, version: &str, fields: Value) {
+        self.fixture_keeping_guids(fixture, dir, name, version, fields);
+        rewrite_guids(&self.path().join(dir), name);
+    }
+
+    /// `fixture`, with the GUIDs exactly as in the fixture (two copies then share them).
+    pub fn fixture_keeping_guids(
+        &self,
+        fixture: &str,
+        dir: &str,
+        name: &str,
+        version: &str,
+        fields: Value,
+    ) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        copy_tree(&src, &self.path().join(dir));
+        let manifest = self.path().join(dir).join("package.json");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let mut value: Value = serde_json::from_str(&text).unwrap();
+        value["name"] = Value::String(name.to_string());
+        value["version"] = Value::String(version.to_string());
+        for (k, v) in fields.as_object().into_iter().flatten() {
+            value[k] = v.clone();
+        }
+        std::fs::write(manifest, serde_json::to_string_pretty(&value).unwrap()).unwrap();
     }
 
     pub fn set_version(&self, dir: &str, name: &str, version: &str) {
@@ -429,6 +496,47 @@ impl Repo {
         );
         let url = format!("file://{}", bare.display());
         (tmp, url)
+    }
+}
+
+/// A Unity `.meta` for `asset` of package `name`, with a GUID derived from both (unique per package).
+pub fn meta(name: &str, asset: &str) -> String {
+    let guid = &sha1_hex(format!("{name}/{asset}").as_bytes())[..32];
+    format!("fileFormatVersion: 2\nguid: {guid}\nDefaultImporter:\n  externalObjects: {{}}\n  userData: \n")
+}
+
+fn rewrite_guids(dir: &Path, salt: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rewrite_guids(&path, salt);
+        } else if path.extension().is_some_and(|e| e == "meta") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let rewritten: Vec<String> = text
+                .lines()
+                .map(|line| match line.strip_prefix("guid: ") {
+                    Some(guid) => format!(
+                        "guid: {}",
+                        &sha1_hex(format!("{salt}/{guid}").as_bytes())[..32]
+                    ),
+                    None => line.to_string(),
+                })
+                .collect();
+            std::fs::write(&path, rewritten.join("\n") + "\n").unwrap();
+        }
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }
 

@@ -1,0 +1,422 @@
+//! End-to-end, on real-shaped Unity package trees (tests/fixtures/unity: Runtime/ and Editor/ with
+//! .asmdef and .cs files, .meta files with GUIDs, Samples~, Documentation~) against a real Verdaccio:
+//! what Unity would choke on fails the package before anything is uploaded, and the packages of a run are
+//! published dependencies first.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{tarball_paths, Cli, FakeServer, Repo, Run, Verdaccio};
+
+fn failed<'a>(run: &'a Run, name: &str) -> &'a Value {
+    run.audit["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} did not fail: {}", run.audit))
+}
+
+fn problem_fields(failed: &Value) -> Vec<String> {
+    failed["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_complete_unity_package_ships_every_meta() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    repo.fixture(
+        "unity/complete",
+        "Packages/com.test.complete",
+        "com.test.complete",
+        "1.0.0",
+        json!({}),
+    );
+    let sha = repo.commit("feat: complete package");
+
+    let run = Cli::publish(registry, &repo, &sha).run();
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.complete@1.0.0"]);
+    assert!(
+        run.audit["published"][0].get("warnings").is_none(),
+        "{}",
+        run.audit
+    );
+    let (_, tarball) = registry.stored("com.test.complete", "1.0.0");
+    let paths = tarball_paths(&tarball);
+    for wanted in [
+        "package/package.json.meta",
+        "package/README.md.meta",
+        "package/Runtime.meta",
+        "package/Runtime/Internal.meta",
+        "package/Runtime/Internal/Pool.cs.meta",
+        "package/Editor/Fixture.Complete.Editor.asmdef.meta",
+        "package/Samples~/Basic/BasicSample.cs",
+        "package/Documentation~/index.md",
+    ] {
+        assert!(paths.iter().any(|p| p == wanted), "{wanted} in {paths:?}");
+    }
+    // Tests/ and its .meta are kept out by the fixture's .npmignore.
+    assert!(!paths.iter().any(|p| p.contains("Tests")), "{paths:?}");
+}
+
+#[test]
+fn what_unity_would_choke_on_fails_the_package_with_each_path() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    repo.fixture(
+        "unity/broken",
+        "Packages/com.test.broken-assets",
+        "com.test.broken-assets",
+        "1.0.0",
+        json!({}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/com.test.fine-beside",
+        "com.test.fine-beside",
+        "1.0.0",
+        json!({}),
+    );
+    let sha = repo.commit("feat: one broken, one fine");
+
+    let run = Cli::publish(registry, &repo, &sha).run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.fine-beside@1.0.0"]);
+    let broken = failed(&run, "com.test.broken-assets");
+    assert_eq!(broken["stage"], "validate");
+    assert_eq!(
+        problem_fields(broken),
+        [
+            "Runtime/",
+            "Runtime/NoMeta.cs",
+            "Editor/SpinnerInspector.cs.meta",
+            "Runtime/Spinner.cs.meta",
+            "samples[0].path"
+        ],
+        "{broken}"
+    );
+    let reason = broken["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`files` lists \"Runtime\" but not \"Runtime.meta\""),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("is also the GUID of Editor/Copied.cs.meta"),
+        "{reason}"
+    );
+    assert!(reason.contains("no `guid:` line"), "{reason}");
+    assert!(reason.contains("\"Samples~/Gone\""), "{reason}");
+    // The orphan .meta only warns.
+    assert!(
+        run.stderr
+            .contains("warning: com.test.broken-assets@1.0.0: Editor/Deleted.cs.meta"),
+        "{}",
+        run.stderr
+    );
+    assert!(!reason.contains("Deleted.cs.meta"), "{reason}");
+    // Nothing was uploaded for it.
+    assert_eq!(
+        registry.version_status("com.test.broken-assets", "1.0.0"),
+        404
+    );
+    assert!(
+        run.summary
+            .contains("`Runtime/NoMeta.cs` has no Runtime/NoMeta.cs.meta"),
+        "{}",
+        run.summary
+    );
+}
+
+#[test]
+fn a_guid_shared_by_two_packages_of_a_run_fails_both() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    // A package copied to start another: same GUIDs in both.
+    for name in ["com.test.guid-original", "com.test.guid-copy"] {
+        repo.fixture_keeping_guids(
+            "unity/complete",
+            &format!("Packages/{name}"),
+            name,
+            "1.0.0",
+            json!({}),
+        );
+    }
+    repo.fixture(
+        "unity/complete",
+        "Packages/com.test.guid-own",
+        "com.test.guid-own",
+        "1.0.0",
+        json!({}),
+    );
+    let sha = repo.commit("feat: copy a package");
+
+    let run = Cli::publish(registry, &repo, &sha).run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.guid-own@1.0.0"]);
+    for (name, other) in [
+        ("com.test.guid-original", "com.test.guid-copy"),
+        ("com.test.guid-copy", "com.test.guid-original"),
+    ] {
+        let f = failed(&run, name);
+        let reason = f["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!(
+                "is also used by {other}@1.0.0 Runtime/Spinner.cs.meta"
+            )),
+            "{reason}"
+        );
+        assert_eq!(registry.version_status(name, "1.0.0"), 404);
+    }
+}
+
+/// The second at which Verdaccio stored `name@version` (its packument's `time`).
+fn stored_at(registry: &Verdaccio, name: &str, version: &str) -> String {
+    registry.packument(name)["time"][version]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn dependencies_are_published_first() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    // Discovery order (by path) is the reverse of the dependency order.
+    repo.fixture(
+        "unity/complete",
+        "Packages/a-app",
+        "com.test.order-app",
+        "1.0.0",
+        json!({"dependencies": {
+            "com.test.order-ui": "1.0.0",
+            "com.test.order-core": "1.0.0",
+            "com.unity.textmeshpro": "3.0.6",
+            "com.cysharp.unitask": "2.5.10"
+        }}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/b-ui",
+        "com.test.order-ui",
+        "1.0.0",
+        json!({"dependencies": {"com.test.order-core": "1.0.0", "com.unity.ugui": "1.0.0"}}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/c-core",
+        "com.test.order-core",
+        "1.0.0",
+        json!({}),
+    );
+    let sha = repo.commit("feat: three layers");
+
+    let run = Cli::publish(registry, &repo, &sha).run();
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("published"), 3);
+    let core = stored_at(registry, "com.test.order-core", "1.0.0");
+    let ui = stored_at(registry, "com.test.order-ui", "1.0.0");
+    let app = stored_at(registry, "com.test.order-app", "1.0.0");
+    assert!(core < ui && ui < app, "core {core}, ui {ui}, app {app}");
+    // Unity's own packages and other scopes were not looked up on our registry.
+    assert!(
+        !run.stderr.contains("textmeshpro") && !run.stderr.contains("unitask"),
+        "{}",
+        run.stderr
+    );
+    let position = |needle: &str| run.stderr.find(needle).unwrap();
+    assert!(
+        position("publishing com.test.order-core@1.0.0")
+            < position("publishing com.test.order-ui@1.0.0")
+    );
+}
+
+#[test]
+fn a_dependency_cycle_fails_its_packages_and_names_the_cycle() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    repo.fixture(
+        "unity/complete",
+        "Packages/ping",
+        "com.test.cycle-ping",
+        "1.0.0",
+        json!({"dependencies": {"com.test.cycle-pong": "1.0.0"}}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/pong",
+        "com.test.cycle-pong",
+        "1.0.0",
+        json!({"dependencies": {"com.test.cycle-ping": "1.0.0"}}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/free",
+        "com.test.cycle-free",
+        "1.0.0",
+        json!({}),
+    );
+    let sha = repo.commit("feat: a cycle");
+
+    let run = Cli::publish(registry, &repo, &sha).run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.cycle-free@1.0.0"]);
+    let ping = failed(&run, "com.test.cycle-ping");
+    assert_eq!(
+        ping["reason"],
+        "dependency cycle among the packages of this run: \
+         com.test.cycle-ping → com.test.cycle-pong → com.test.cycle-ping"
+    );
+    assert!(failed(&run, "com.test.cycle-pong")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("com.test.cycle-pong → com.test.cycle-ping → com.test.cycle-pong"));
+    assert_eq!(registry.version_status("com.test.cycle-ping", "1.0.0"), 404);
+}
+
+#[test]
+fn a_missing_studio_dependency_fails_the_dependent() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    // Already on the registry from an earlier run: a fine dependency.
+    repo.fixture(
+        "unity/complete",
+        "Packages/base",
+        "com.test.dep-base",
+        "1.0.0",
+        json!({}),
+    );
+    let first = repo.commit("feat: base");
+    assert_eq!(
+        Cli::publish(registry, &repo, &first)
+            .args(&["--package-paths", "Packages/base"])
+            .run()
+            .code,
+        0
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/user",
+        "com.test.dep-user",
+        "1.0.0",
+        json!({"dependencies": {
+            "com.test.dep-base": "1.0.0",
+            "com.test.dep-never-published": "2.0.0",
+            "com.unity.textmeshpro": "3.0.6"
+        }}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/fine",
+        "com.test.dep-fine",
+        "1.0.0",
+        json!({"dependencies": {"com.test.dep-base": "1.0.0", "com.unity.ugui": "1.0.0"}}),
+    );
+    let sha = repo.commit("feat: users");
+
+    let run = Cli::publish(registry, &repo, &sha)
+        .args(&["--package-paths", "Packages/user,Packages/fine"])
+        .run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.dep-fine@1.0.0"]);
+    let user = failed(&run, "com.test.dep-user");
+    assert_eq!(
+        problem_fields(user),
+        ["dependencies.com.test.dep-never-published"]
+    );
+    assert!(
+        user["reason"]
+            .as_str()
+            .unwrap()
+            .contains("com.test.dep-never-published@2.0.0 is neither on the registry nor published by this run"),
+        "{user}"
+    );
+    assert_eq!(registry.version_status("com.test.dep-user", "1.0.0"), 404);
+}
+
+#[test]
+fn a_dependent_is_not_published_when_its_dependency_fails() {
+    let registry = Verdaccio::shared();
+    // The registry refuses uploads of one package (a permission rule, a full disk…).
+    let proxy = FakeServer::proxy(registry, |request, status, body| {
+        if request.method == "PUT" && request.url.contains("com.test.refused-lib") {
+            (
+                403,
+                br#"{"error":"not allowed to publish package"}"#.to_vec(),
+            )
+        } else {
+            (status, body)
+        }
+    });
+    let repo = Repo::new();
+    repo.fixture(
+        "unity/complete",
+        "Packages/lib",
+        "com.test.refused-lib",
+        "1.0.0",
+        json!({}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/app",
+        "com.test.refused-app",
+        "1.0.0",
+        json!({"dependencies": {"com.test.refused-lib": "1.0.0"}}),
+    );
+    // A dependency that fails validation is not published by the run either.
+    repo.fixture(
+        "unity/broken",
+        "Packages/broken-lib",
+        "com.test.refused-broken",
+        "1.0.0",
+        json!({}),
+    );
+    repo.fixture(
+        "unity/complete",
+        "Packages/broken-user",
+        "com.test.refused-user",
+        "1.0.0",
+        json!({"dependencies": {"com.test.refused-broken": "1.0.0"}}),
+    );
+    let sha = repo.commit("feat: lib and app");
+
+    let run = Cli::new(&proxy.url)
+        .token("proxy-holds-the-real-token")
+        .workspace(&repo, &sha)
+        .run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.count("published"), 0, "{}", run.audit);
+    assert_eq!(failed(&run, "com.test.refused-lib")["stage"], "publish");
+    let app = failed(&run, "com.test.refused-app");
+    assert!(
+        app["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not published because its dependency com.test.refused-lib@1.0.0 failed: the registry refused the upload (403)"),
+        "{app}"
+    );
+    let user = failed(&run, "com.test.refused-user");
+    assert!(
+        user["reason"].as_str().unwrap().contains(
+            "com.test.refused-broken@1.0.0 is neither on the registry nor published by this run"
+        ),
+        "{user}"
+    );
+    // The app's upload was never attempted.
+    assert!(!proxy
+        .requests()
+        .iter()
+        .any(|r| r.method == "PUT" && r.url.contains("com.test.refused-app")));
+}
