@@ -1,0 +1,262 @@
+//! `upm`: operations for UPM Auto Publisher — the repository registry, the webhook's deliveries, the
+//! dispatcher migration and its rollback, and one status table.
+//!
+//! Every subcommand that changes something is a dry run unless `--apply` is given: it prints its plan
+//! and is safe to re-run after an interruption. Secrets come from the environment only
+//! (`GITHUB_TOKEN`, or `GITHUB_APP_ID` + `GITHUB_APP_PRIVATE_KEY`; `DISCORD_WEBHOOK_URL`); nothing
+//! prints them. Tables by default, `--json` for machines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use upm_ops::{cmd_deliveries, cmd_migrate, cmd_registry, cmd_status, Context};
+
+#[derive(Parser)]
+#[command(
+    name = "upm",
+    version,
+    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The registry file to read and edit.
+    #[arg(
+        long,
+        global = true,
+        env = "UPM_REGISTRY_FILE",
+        default_value = "config/repositories.json"
+    )]
+    registry_file: PathBuf,
+    /// GitHub's REST API.
+    #[arg(
+        long,
+        global = true,
+        env = "GITHUB_API",
+        default_value = "https://api.github.com"
+    )]
+    api: String,
+    /// The central repository (receives the dispatches, runs the publish workflow).
+    #[arg(
+        long,
+        global = true,
+        env = "DISPATCH_REPO",
+        default_value = "The1Studio/UPMAutoPublisher"
+    )]
+    central: String,
+    /// The organization whose webhook relays pushes (also finds the GitHub App's installation).
+    #[arg(long, global = true, env = "GITHUB_ORG")]
+    org: Option<String>,
+    /// The organization webhook's id.
+    #[arg(long, global = true, env = "HOOK_ID")]
+    hook_id: Option<u64>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Longest rate-limit wait before giving up, in seconds.
+    #[arg(long, global = true, default_value_t = 120)]
+    max_rate_limit_wait: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The repository registry (config/repositories.json).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// The organization webhook's recent deliveries: success rate, durations, failures.
+    Deliveries(DeliveriesArgs),
+    /// One table: each registered repository, its packages, what is published, its last delivery.
+    Status(StatusArgs),
+    /// Moving repositories from per-repository dispatcher workflows to the organization webhook.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Every entry, in file order.
+    List,
+    /// Register a repository (status active unless --pending).
+    Add {
+        /// https://github.com/OWNER/NAME or OWNER/NAME.
+        url: String,
+        #[arg(long)]
+        branch: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Register as pending (acknowledged, not yet publishing).
+        #[arg(long)]
+        pending: bool,
+        /// Open a pull request on the central repository instead of editing the local file.
+        #[arg(long)]
+        open_pr: bool,
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Set a repository active.
+    Enable {
+        repository: String,
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Set a repository disabled.
+    Disable {
+        repository: String,
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Entries waiting to be activated.
+    Pending,
+    /// The schema, and that each repository exists and is reachable with the configured credentials.
+    Validate,
+}
+
+#[derive(Args)]
+struct DeliveriesArgs {
+    /// Window: e.g. 24h, 90m, 7d.
+    #[arg(long, default_value = "24h")]
+    since: String,
+    /// Post a Discord alert (DISCORD_WEBHOOK_URL) and exit 1 when the first-attempt success rate is
+    /// below this percentage.
+    #[arg(long)]
+    alert_below: Option<f64>,
+    /// Ask GitHub to redeliver failed push deliveries (the sweeper's rule). Dry run without --apply.
+    #[arg(long)]
+    redeliver_failed: bool,
+    #[arg(long)]
+    apply: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The npm-compatible registry to compare versions with.
+    #[arg(long, env = "UPM_REGISTRY")]
+    registry: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum MigrateCommand {
+    /// The pre-removal checks, per repository.
+    Check {
+        #[arg(required = true)]
+        repositories: Vec<String>,
+        /// How far back to look for deliveries and publish runs.
+        #[arg(long, default_value = "7d")]
+        since: String,
+    },
+    /// Remove the dispatcher workflows by pull request, in batches, from repositories that pass.
+    RemoveDispatchers {
+        /// Repositories to change in this run; the next run takes the next ones.
+        #[arg(long, default_value_t = 5)]
+        batch: usize,
+        /// Only these repositories (default: every active one).
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Record the pull request in the registry entry's note (local file).
+        #[arg(long)]
+        set_note: bool,
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Emergency rollback: re-add the dispatcher workflow (templates/) to every active repository.
+    RestoreDispatchers {
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+        /// Commit straight to the publishing branch instead of opening pull requests.
+        #[arg(long)]
+        direct: bool,
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let context = match Context::new(
+        &cli.global.api,
+        &cli.global.central,
+        cli.global.org.clone(),
+        cli.global.hook_id,
+        cli.global.registry_file.clone(),
+        cli.global.json,
+        cli.global.max_rate_limit_wait,
+    ) {
+        Ok(context) => context,
+        Err(message) => {
+            eprintln!("upm: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Registry(command) => match command {
+            RegistryCommand::List => cmd_registry::list(&context),
+            RegistryCommand::Pending => cmd_registry::pending(&context),
+            RegistryCommand::Validate => cmd_registry::validate(&context),
+            RegistryCommand::Add {
+                url,
+                branch,
+                note,
+                pending,
+                open_pr,
+                apply,
+            } => cmd_registry::add(
+                &context,
+                &url,
+                branch.as_deref(),
+                note.as_deref(),
+                pending,
+                open_pr,
+                apply,
+            ),
+            RegistryCommand::Enable { repository, apply } => {
+                cmd_registry::set_status(&context, &repository, true, apply)
+            }
+            RegistryCommand::Disable { repository, apply } => {
+                cmd_registry::set_status(&context, &repository, false, apply)
+            }
+        },
+        Command::Deliveries(args) => cmd_deliveries::run(
+            &context,
+            &args.since,
+            args.alert_below,
+            args.redeliver_failed,
+            args.apply,
+        ),
+        Command::Status(args) => cmd_status::run(&context, args.registry.as_deref()),
+        Command::Migrate(command) => match command {
+            MigrateCommand::Check {
+                repositories,
+                since,
+            } => cmd_migrate::check(&context, &repositories, &since),
+            MigrateCommand::RemoveDispatchers {
+                batch,
+                only,
+                since,
+                set_note,
+                apply,
+            } => cmd_migrate::remove_dispatchers(&context, batch, &only, &since, set_note, apply),
+            MigrateCommand::RestoreDispatchers {
+                only,
+                direct,
+                apply,
+            } => cmd_migrate::restore_dispatchers(&context, &only, direct, apply),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("upm: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
