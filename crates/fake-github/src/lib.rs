@@ -16,7 +16,7 @@
 //! | `GET /orgs/{org}/hooks/{id}/deliveries` (cursor pages, newest first), `GET …/{id}`, `POST …/{id}/attempts` | a redelivery is recorded and appended as a new attempt |
 //! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created=>=` filter |
 //! | `GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp) |
-//! | `GET`/`PUT /_fake/state`, `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
+//! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
 //!
 //! Every GET answer carries an `ETag` and answers `If-None-Match` with 304; every answer carries
 //! `x-ratelimit-*` headers. Faults ([`state::Fault`]) script a status for the next K matching calls,
@@ -165,6 +165,7 @@ fn serve(server: tiny_http::Server, shared: &Shared, url: &str) {
         };
         let authorization = header("authorization");
         let if_none_match = header("if-none-match");
+        let accept = header("accept");
         let mut body = Vec::new();
         let _ = request
             .as_reader()
@@ -176,6 +177,7 @@ fn serve(server: tiny_http::Server, shared: &Shared, url: &str) {
             query,
             authorization,
             if_none_match,
+            accept,
             body,
         };
         if fake_request.method == "POST" && fake_request.path == "/_fake/shutdown" {
@@ -189,7 +191,9 @@ fn serve(server: tiny_http::Server, shared: &Shared, url: &str) {
             let before = state.dispatches.len();
             let now = (now_ms() / 1000) as i64;
             let response = routes::handle(&mut state, &fake_request, now);
-            (response, state.dispatches[before..].to_vec())
+            // `get`: a test may have replaced the whole state (PUT /_fake/state) with fewer dispatches.
+            let fresh = state.dispatches.get(before..).map(<[_]>::to_vec);
+            (response, fresh.unwrap_or_default())
         };
         if let Some(hook) = shared
             .on_dispatch

@@ -22,6 +22,8 @@ pub struct Request {
     pub query: String,
     pub authorization: Option<String>,
     pub if_none_match: Option<String>,
+    /// The `Accept` header: the contents API answers the file itself for GitHub's raw media type.
+    pub accept: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -333,6 +335,38 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
         },
         ("GET", ["_fake", "requests"]) => Response::json(200, json!(state.requests)),
         ("GET", ["_fake", "dispatches"]) => Response::json(200, json!(state.dispatches)),
+        // Atomic edits for a test that changes the world while other clients (a worker, a runner) use
+        // it: a read-modify-write of the whole state would lose what they recorded in between.
+        ("PUT", ["_fake", "repos"]) => match serde_json::from_slice::<Repo>(&request.body) {
+            Ok(mut repo) => {
+                match state.repo_mut(&repo.full_name) {
+                    Some(existing) => {
+                        repo.id = existing.id;
+                        *existing = repo;
+                    }
+                    None => {
+                        repo.id = 1000 + state.fresh_id();
+                        state.repos.push(repo);
+                    }
+                }
+                Response::empty(204)
+            }
+            Err(e) => Response::error(400, &format!("repo: {e}")),
+        },
+        ("POST", ["_fake", "hooks", org, hook, "deliveries"]) => {
+            let Ok(hook_id) = hook.parse::<u64>() else {
+                return Response::error(400, "hook id: not a number");
+            };
+            match serde_json::from_slice::<Delivery>(&request.body) {
+                Ok(mut delivery) => {
+                    delivery.id = state.fresh_id();
+                    let id = delivery.id;
+                    state.hook_mut(org, hook_id).deliveries.push(delivery);
+                    Response::json(201, json!({ "id": id }))
+                }
+                Err(e) => Response::error(400, &format!("delivery: {e}")),
+            }
+        }
         ("POST", ["_fake", "faults"]) => match serde_json::from_slice::<Fault>(&request.body) {
             Ok(fault) => {
                 state.faults.push(fault);
@@ -385,7 +419,11 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
             let Some(repo) = state.repo_mut(&full) else {
                 return not_found();
             };
-            repo_route(repo, method, rest, &request.query, &body, now)
+            let raw = request
+                .accept
+                .as_deref()
+                .is_some_and(|a| a.contains("vnd.github.raw"));
+            repo_route(repo, method, rest, &request.query, &body, now, raw)
         }
         _ => not_found(),
     }
@@ -436,7 +474,8 @@ fn delivery_json(d: &Delivery, with_request: bool) -> Value {
     });
     if with_request {
         value["request"] = json!({ "headers": { "X-GitHub-Delivery": d.guid, "X-GitHub-Event": d.event }, "payload": d.payload });
-        value["response"] = json!({ "headers": {}, "payload": "" });
+        value["response"] =
+            json!({ "headers": {}, "payload": d.response.clone().unwrap_or_default() });
     }
     value
 }
@@ -554,6 +593,7 @@ fn repo_route(
     query: &str,
     body: &Value,
     now: i64,
+    raw: bool,
 ) -> Response {
     match (method, rest) {
         ("GET", []) => Response::json(200, repo_json(repo)),
@@ -681,6 +721,13 @@ fn repo_route(
                 return Response::error(404, &format!("No commit found for the ref {reference}"));
             };
             if let Some(blob) = repo.file_blob(&commit, &path) {
+                // `application/vnd.github.raw(+json)`: the file's bytes, no base64 envelope (what the
+                // worker asks for, as GitHub serves files up to 100 MB that way).
+                if raw {
+                    let mut raw = Response::empty(200);
+                    raw.body = repo.blob_bytes(blob).unwrap_or_default();
+                    return raw.header("content-type", "application/vnd.github.raw; charset=utf-8");
+                }
                 let content = repo.blobs[blob].clone();
                 return Response::json(
                     200,

@@ -139,6 +139,8 @@ pub struct Delivery {
     pub action: Option<String>,
     pub repository_id: Option<u64>,
     pub payload: serde_json::Value,
+    /// The body our worker answered with, which `…/deliveries/{id}` returns as `response.payload`.
+    pub response: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
