@@ -86,8 +86,8 @@ struct PublishArgs {
     #[arg(long, env = "UPM_BRANCH")]
     branch: Option<String>,
 
-    /// Comma-separated package directories relative to the repository root; `.` (or an empty entry)
-    /// is the root. Absent or `*`: every UPM package in the repository.
+    /// Comma-separated package directories relative to the repository root; `.` is the root. Absent,
+    /// empty or `*`: every UPM package in the repository.
     #[arg(long, env = "UPM_PACKAGE_PATHS", value_name = "DIRS")]
     package_paths: Option<String>,
 
