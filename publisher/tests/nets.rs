@@ -114,3 +114,381 @@ fn an_empty_package_path_publishes_every_package() {
     );
     assert_published_and_verified(registry, &run);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Committing the changelogs back (scripts/commit-changelogs.sh, run by the workflow after `publish`)
+
+use std::path::Path;
+use std::process::Command;
+use support::{git, repo_root};
+
+const CHANGELOG: &str = "# Changelog\n\n## [1.0.0] - 2026-01-01\n\n- first\n";
+
+/// A package repository on a bare "origin", and a checkout of it detached at the published commit (what
+/// actions/checkout leaves), whose changelog the publisher has just extended.
+struct Origin {
+    _dir: tempfile::TempDir,
+    bare: std::path::PathBuf,
+    checkout: std::path::PathBuf,
+    published: String,
+}
+
+impl Origin {
+    fn new() -> Origin {
+        let repo = Repo::new();
+        repo.package("p", "com.test.changelog", "1.1.0");
+        repo.write("p/CHANGELOG.md", CHANGELOG);
+        let published = repo.commit("feat: 1.1.0");
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("origin.git");
+        git(
+            repo.path(),
+            &["clone", "-q", "--bare", ".", bare.to_str().unwrap()],
+        );
+        let checkout = dir.path().join("checkout");
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "-q",
+                bare.to_str().unwrap(),
+                checkout.to_str().unwrap(),
+            ],
+        );
+        git(&checkout, &["checkout", "-q", "--detach", &published]);
+        Origin {
+            _dir: dir,
+            bare,
+            checkout,
+            published,
+        }
+    }
+
+    /// Another clone pushes `file` with `text` to main (a later push, or another run's changelog).
+    fn push_elsewhere(&self, file: &str, text: &str) -> String {
+        let other = tempfile::tempdir().unwrap();
+        git(
+            other.path(),
+            &["clone", "-q", self.bare.to_str().unwrap(), "."],
+        );
+        for (k, v) in [("user.name", "Other"), ("user.email", "o@example.com")] {
+            git(other.path(), &["config", k, v]);
+        }
+        std::fs::write(other.path().join(file), text).unwrap();
+        git(other.path(), &["commit", "-qam", "another push"]);
+        git(other.path(), &["push", "-q", "origin", "HEAD:main"]);
+        git(other.path(), &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    fn commit_back(&self, attempts: &str) -> (i32, String) {
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/commit-changelogs.sh"))
+            .env("UPM_WORKSPACE", &self.checkout)
+            .env("UPM_BRANCH", "main")
+            .env("UPM_PUSH_ATTEMPTS", attempts)
+            .env("UPM_COMMIT_NAME", "upm-app[bot]")
+            .env("UPM_COMMIT_EMAIL", "upm-app[bot]@users.noreply.github.com")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        eprintln!("--- commit-changelogs ---\n{stderr}");
+        (out.status.code().unwrap_or(-1), stderr)
+    }
+
+    fn origin_file(&self, path: &str) -> String {
+        git(&self.bare, &["show", &format!("main:{path}")])
+    }
+
+    fn origin_log(&self) -> Vec<String> {
+        git(&self.bare, &["log", "--format=%s", "main"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn with_section(version: &str, line: &str) -> String {
+    CHANGELOG.replacen(
+        "## [1.0.0]",
+        &format!("## [{version}] - 2026-02-02\n\n- {line}\n\n## [1.0.0]"),
+        1,
+    )
+}
+
+fn hook(bare: &Path, script: &str) {
+    let path = bare.join("hooks/pre-receive");
+    std::fs::write(&path, format!("#!/usr/bin/env bash\n{script}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn changelogs_are_committed_back_with_skip_ci_and_nothing_else() {
+    let origin = Origin::new();
+    std::fs::write(
+        origin.checkout.join("p/CHANGELOG.md"),
+        with_section("1.1.0", "ours"),
+    )
+    .unwrap();
+    // Something else the run left in the checkout is never committed.
+    std::fs::write(origin.checkout.join("p/Runtime/Build.log"), "noise").unwrap();
+
+    let (code, stderr) = origin.commit_back("3");
+
+    assert_eq!(code, 0, "{stderr}");
+    let log = origin.origin_log();
+    assert!(log[0].contains("[skip ci]"), "{log:?}");
+    assert_eq!(log[0], "chore(changelog): p [skip ci]");
+    assert_eq!(
+        origin.origin_file("p/CHANGELOG.md"),
+        with_section("1.1.0", "ours")
+    );
+    let files = git(&origin.bare, &["show", "--name-only", "--format=", "main"]);
+    assert_eq!(files.trim(), "p/CHANGELOG.md");
+    let author = git(&origin.bare, &["log", "-1", "--format=%an <%ae>", "main"]);
+    assert_eq!(
+        author.trim(),
+        "upm-app[bot] <upm-app[bot]@users.noreply.github.com>"
+    );
+    let parent = git(&origin.bare, &["rev-parse", "main^"]);
+    assert_eq!(parent.trim(), origin.published);
+}
+
+/// The branch moved after the published commit: a later push changed another file, and another run
+/// committed its own changelog section at the same place. The commit is rebased and both sections kept.
+#[test]
+fn a_moved_branch_is_rebased_and_both_changelog_sections_kept() {
+    let origin = Origin::new();
+    std::fs::write(
+        origin.checkout.join("p/CHANGELOG.md"),
+        with_section("1.1.0", "ours"),
+    )
+    .unwrap();
+    let theirs = origin.push_elsewhere("p/CHANGELOG.md", &with_section("1.2.0", "theirs"));
+
+    let (code, stderr) = origin.commit_back("3");
+
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("rebasing"), "{stderr}");
+    let parent = git(&origin.bare, &["rev-parse", "main^"]);
+    assert_eq!(parent.trim(), theirs, "pushed on top of the moved branch");
+    let text = origin.origin_file("p/CHANGELOG.md");
+    assert!(
+        text.contains("## [1.1.0]") && text.contains("- ours"),
+        "{text}"
+    );
+    assert!(
+        text.contains("## [1.2.0]") && text.contains("- theirs"),
+        "{text}"
+    );
+    assert_eq!(text.matches("## [1.0.0]").count(), 1, "{text}");
+}
+
+/// The branch moves while the push is in flight (between the script's fetch and GitHub's ref update):
+/// the origin's hook advances main during the first push, so that push is refused; the retry wins.
+#[test]
+fn a_branch_that_moves_between_attempts_is_retried() {
+    let origin = Origin::new();
+    // The commit the hook will move main to, stored under another ref beforehand.
+    let moved = origin.push_elsewhere("p/Runtime/Thing.cs", "class Moved {}\n");
+    git(&origin.bare, &["update-ref", "refs/heads/later", &moved]);
+    git(
+        &origin.bare,
+        &["update-ref", "refs/heads/main", &origin.published],
+    );
+    hook(
+        &origin.bare,
+        r#"count_file="$PWD/push-count"; n=$(( $(cat "$count_file" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$count_file"
+if [ "$n" -eq 1 ]; then env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main refs/heads/later; fi
+exit 0"#,
+    );
+    std::fs::write(
+        origin.checkout.join("p/CHANGELOG.md"),
+        with_section("1.1.0", "ours"),
+    )
+    .unwrap();
+
+    let (code, stderr) = origin.commit_back("3");
+
+    assert_eq!(code, 0, "{stderr}");
+    let pushes = std::fs::read_to_string(origin.bare.join("push-count")).unwrap();
+    assert_eq!(pushes.trim(), "2", "one refused push, one retry");
+    assert_eq!(git(&origin.bare, &["rev-parse", "main^"]).trim(), moved);
+    assert_eq!(origin.origin_file("p/Runtime/Thing.cs"), "class Moved {}\n");
+    assert!(origin.origin_file("p/CHANGELOG.md").contains("- ours"));
+}
+
+#[test]
+fn a_push_refused_every_time_gives_up_after_the_attempts() {
+    let origin = Origin::new();
+    hook(
+        &origin.bare,
+        r#"n=$(( $(cat "$PWD/push-count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$PWD/push-count"; exit 1"#,
+    );
+    std::fs::write(
+        origin.checkout.join("p/CHANGELOG.md"),
+        with_section("1.1.0", "ours"),
+    )
+    .unwrap();
+
+    let (code, stderr) = origin.commit_back("2");
+
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("gave up after 2 pushes"), "{stderr}");
+    let pushes = std::fs::read_to_string(origin.bare.join("push-count")).unwrap();
+    assert_eq!(pushes.trim(), "2");
+    assert_eq!(
+        git(&origin.bare, &["rev-parse", "main"]).trim(),
+        origin.published
+    );
+}
+
+#[test]
+fn nothing_to_commit_is_not_an_error() {
+    let origin = Origin::new();
+    let (code, stderr) = origin.commit_back("1");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("no changelog"), "{stderr}");
+    assert_eq!(
+        git(&origin.bare, &["rev-parse", "main"]).trim(),
+        origin.published
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The workflow's own failure report ("Report a failed run" in handle-publish-request.yml), run as the
+// workflow would run it: the `run:` block read from the workflow file, its inputs in the environment.
+
+use support::FakeServer;
+
+/// The `run: |` block of the step named `step` (a YAML block scalar: the lines indented deeper than
+/// `run:`).
+fn workflow_step_script(workflow: &str, step: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join(workflow)).unwrap();
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.trim() != format!("- name: {step}"));
+    assert!(lines.next().is_some(), "no step {step:?} in {workflow}");
+    let run = lines
+        .by_ref()
+        .find(|l| l.trim() == "run: |")
+        .expect("a `run: |` block");
+    let indent = run.len() - run.trim_start().len();
+    let mut script = String::new();
+    for line in lines {
+        if !line.trim().is_empty() && line.len() - line.trim_start().len() <= indent {
+            break;
+        }
+        script.push_str(line.get(indent + 2..).unwrap_or(""));
+        script.push('\n');
+    }
+    script
+}
+
+fn report_failed_run(steps_json: &str, audit: &Path, discord: &FakeServer) -> (i32, String) {
+    let script = workflow_step_script(
+        ".github/workflows/handle-publish-request.yml",
+        "Report a failed run",
+    );
+    let summary = audit.with_file_name("summary.md");
+    let out = Command::new("bash")
+        .args(["-e", "-o", "pipefail", "-c", &script])
+        .env("DISCORD_WEBHOOK_URL", discord.webhook_url())
+        .env("DISCORD_THREAD_ID", "777")
+        .env(
+            "RUN_URL",
+            "https://github.com/studio/central/actions/runs/1",
+        )
+        .env("STEPS_JSON", steps_json)
+        .env("UPM_AUDIT_FILE", audit)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        // Untrusted payload text: must arrive as data, never run.
+        .env("UPM_REPOSITORY", "studio/game")
+        .env("UPM_COMMIT_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .env("UPM_BRANCH", "main\"; touch /tmp/upm-injected; echo \"")
+        .env("UPM_DELIVERY", "$(touch /tmp/upm-injected)")
+        .output()
+        .unwrap();
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_failed_checkout_posts_the_failure_and_leaves_an_audit_file() {
+    let discord = FakeServer::discord();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.json");
+    let steps = r#"{"target":{"outcome":"success","conclusion":"success","outputs":{}},
+                    "scripts":{"outcome":"success","conclusion":"success","outputs":{}},
+                    "fetch":{"outcome":"success","conclusion":"success","outputs":{}},
+                    "checkout":{"outcome":"failure","conclusion":"failure","outputs":{}}}"#;
+
+    let (code, output) = report_failed_run(steps, &audit, &discord);
+
+    assert_eq!(code, 0, "{output}");
+    let posts = discord.requests();
+    assert_eq!(posts.len(), 1, "{output}");
+    assert!(posts[0].url.contains("thread_id=777"), "{}", posts[0].url);
+    let message = posts[0].json();
+    let embed = &message["embeds"][0];
+    assert_eq!(embed["title"], "Publish run failed");
+    assert!(embed["description"]
+        .as_str()
+        .unwrap()
+        .contains("`checkout`"));
+    assert_eq!(
+        embed["fields"][0]["value"].as_str().unwrap().get(..24),
+        Some("studio/game@0123456789ab")
+    );
+    assert_eq!(message["allowed_mentions"]["parse"], serde_json::json!([]));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&audit).unwrap()).unwrap();
+    assert_eq!(written["ok"], false);
+    assert_eq!(written["failed"][0]["step"], "checkout");
+    assert_eq!(written["source"]["delivery"], "$(touch /tmp/upm-injected)");
+    assert!(
+        !Path::new("/tmp/upm-injected").exists(),
+        "payload text was executed"
+    );
+}
+
+#[test]
+fn a_failure_the_publisher_reported_itself_is_not_posted_twice() {
+    let discord = FakeServer::discord();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.json");
+    std::fs::write(&audit, r#"{"ok":false,"failed":[{"stage":"validate"}]}"#).unwrap();
+    let steps = r#"{"target":{"outcome":"success"},"publish":{"outcome":"failure"}}"#;
+
+    let (code, output) = report_failed_run(steps, &audit, &discord);
+
+    assert_eq!(code, 0, "{output}");
+    assert!(discord.requests().is_empty(), "{output}");
+    assert!(std::fs::read_to_string(&audit)
+        .unwrap()
+        .contains("validate"));
+}
+
+#[test]
+fn a_failed_commit_back_after_a_good_publish_is_posted() {
+    let discord = FakeServer::discord();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.json");
+    std::fs::write(&audit, r#"{"ok":true,"published":[{"name":"com.s.a"}]}"#).unwrap();
+    let steps = r#"{"publish":{"outcome":"success"},"commit-back":{"outcome":"failure"}}"#;
+
+    let (code, output) = report_failed_run(steps, &audit, &discord);
+
+    assert_eq!(code, 0, "{output}");
+    let posts = discord.requests();
+    assert_eq!(posts.len(), 1, "{output}");
+    assert!(posts[0].json()["embeds"][0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("`commit-back`"));
+    // The publisher's own audit is kept as it is.
+    assert!(std::fs::read_to_string(&audit).unwrap().contains("com.s.a"));
+}
