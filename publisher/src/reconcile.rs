@@ -1,0 +1,633 @@
+//! Reconcile: the net under every other net. For each active repository of the registry file, read the
+//! publishing branch's head through GitHub's REST API (no clone), find its UPM packages, and catch up
+//! every `name@version` the registry does not have.
+//!
+//! This module holds the decisions, all pure: which repositories, which package.json files of a tree,
+//! which packages are UPM packages, what is missing, what to dispatch, how much a sweep may spend, and
+//! the report. The HTTP exchanges live in the caller.
+//!
+//! **Catching up = dispatching `package_publish`** for the directories with a missing version, at the
+//! head sha, exactly as the worker would have. Not publishing directly, because the publish workflow is
+//! the one path that publishes: it writes and commits the changelog, notifies, leaves the audit file,
+//! and alone holds the registry token. The sweep needs only read access to the registry and the
+//! repositories, plus the right to dispatch on the central repository.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::discover::{classify, normalise_path, skipped_dir_in, Shape};
+use crate::model::PackagePath;
+use crate::validate::{check_name, check_version};
+
+/// One active repository of the registry file, and the branch that publishes (`None`: the default
+/// branch, as the worker does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub repository: String,
+    pub branch: Option<String>,
+}
+
+/// The active repositories of `config/repositories.json`, parsed by the worker's own parser (one
+/// definition of the file for the whole project).
+pub fn active_targets(registry_text: &str) -> Result<Vec<Target>, String> {
+    let registry = upm_relay::registry::Registry::parse(registry_text)?;
+    Ok(registry
+        .entries()
+        .into_iter()
+        .filter(|e| e.status == upm_relay::registry::Status::Active)
+        .map(|e| Target {
+            repository: e.repository.as_str().to_string(),
+            branch: e.branch.clone(),
+        })
+        .collect())
+}
+
+/// `GET /repos/{o}/{r}/git/trees/{sha}?recursive=1`, the fields we read.
+#[derive(Debug, Deserialize)]
+pub struct Tree {
+    pub tree: Vec<TreeEntry>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TreeEntry {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sha: String,
+}
+
+/// A package.json of the tree worth reading: its directory and blob sha.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestBlob {
+    pub dir: PackagePath,
+    pub blob: String,
+}
+
+/// The package.json blobs of a tree, outside the directories `discover` never searches
+/// (`node_modules`, `Library`, `Temp`). A truncated tree (GitHub stops at 100,000 entries or 7 MB)
+/// is an error: reading part of it would silently miss packages.
+pub fn manifest_blobs(tree: &Tree) -> Result<Vec<ManifestBlob>, String> {
+    if tree.truncated {
+        return Err("GitHub truncated the tree (over 100,000 entries or 7 MB): \
+                    reconcile cannot see every package.json of this repository"
+            .to_string());
+    }
+    let mut blobs: Vec<ManifestBlob> = tree
+        .tree
+        .iter()
+        .filter(|e| e.kind == "blob")
+        .filter(|e| e.path == "package.json" || e.path.ends_with("/package.json"))
+        .filter_map(|e| {
+            let dir = normalise_path(&e.path).ok()?;
+            if skipped_dir_in(&dir).is_some() {
+                return None;
+            }
+            Some(ManifestBlob {
+                dir,
+                blob: e.sha.clone(),
+            })
+        })
+        .collect();
+    blobs.sort_by(|a, b| a.dir.as_str().cmp(b.dir.as_str()));
+    Ok(blobs)
+}
+
+/// A UPM package found in a tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub dir: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// What a package.json blob holds, for reconcile: a publishable `name@version`, nothing to do (not a
+/// UPM package, or `private`), or a problem. Problems are not caught up: the publish run of the push
+/// that introduced them already reported them, with file and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    Package(Found),
+    Ignored,
+    Invalid(String),
+}
+
+pub fn read_manifest(dir: &PackagePath, text: &str) -> Manifest {
+    let map = match classify(text) {
+        Shape::Upm(map) => map,
+        Shape::NotUpm => return Manifest::Ignored,
+        Shape::Unparseable(e) => return Manifest::Invalid(e),
+    };
+    if map.get("private") == Some(&Value::Bool(true)) {
+        return Manifest::Ignored;
+    }
+    let field = |key: &str| map.get(key).and_then(Value::as_str).map(str::trim);
+    let (Some(name), Some(version)) = (field("name"), field("version")) else {
+        return Manifest::Invalid("no string name and version".to_string());
+    };
+    if let Err(e) = check_name(name) {
+        return Manifest::Invalid(e);
+    }
+    match check_version(version) {
+        Ok(v) => Manifest::Package(Found {
+            dir: dir.as_str().to_string(),
+            name: name.to_string(),
+            version: v.to_string(),
+        }),
+        Err(e) => Manifest::Invalid(e),
+    }
+}
+
+/// What one repository needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// The head did not move since the last sweep (a 304): nothing was read.
+    Unchanged,
+    /// Every package of the head is on the registry.
+    UpToDate { sha: String, packages: usize },
+    /// Versions the registry lacks; a dispatch for their directories at `sha` catches them up.
+    CatchUp {
+        sha: String,
+        missing: Vec<Found>,
+        dispatched: bool,
+    },
+    /// Not examined this sweep: the request budget or GitHub's rate limit ran out first.
+    Deferred(String),
+    /// This repository could not be examined (GitHub or the registry failed, a broken tree). The other
+    /// lines are unaffected.
+    Failed(String),
+}
+
+/// The registry's answer for one `name@version`: `Some(true)` published, `Some(false)` missing, `None`
+/// unknown (an error, which fails the line rather than dispatching blindly).
+pub fn decide(sha: &str, found: &[Found], published: &[Option<bool>]) -> Line {
+    assert_eq!(found.len(), published.len(), "one answer per package");
+    let mut missing = Vec::new();
+    for (package, answer) in found.iter().zip(published) {
+        match answer {
+            Some(true) => {}
+            Some(false) => missing.push(package.clone()),
+            None => {
+                return Line::Failed(format!(
+                    "the registry could not say whether {}@{} is published",
+                    package.name, package.version
+                ))
+            }
+        }
+    }
+    if missing.is_empty() {
+        Line::UpToDate {
+            sha: sha.to_string(),
+            packages: found.len(),
+        }
+    } else {
+        Line::CatchUp {
+            sha: sha.to_string(),
+            missing,
+            dispatched: false,
+        }
+    }
+}
+
+/// The `repository_dispatch` body that catches `missing` up: the worker's `client_payload`, with the
+/// directories of the missing versions only, and a `delivery` that names the sweep.
+pub fn dispatch_body(
+    repository: &str,
+    branch: &str,
+    sha: &str,
+    missing: &[Found],
+    sweep_id: &str,
+) -> Value {
+    let mut dirs: Vec<&str> = missing
+        .iter()
+        .map(|f| {
+            if f.dir.is_empty() {
+                "."
+            } else {
+                f.dir.as_str()
+            }
+        })
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let versions: Vec<String> = missing
+        .iter()
+        .map(|f| format!("{}@{}", f.name, f.version))
+        .collect();
+    json!({
+        "event_type": "package_publish",
+        "client_payload": {
+            "repository": repository,
+            "commit_sha": sha,
+            "commit_message": format!("reconcile: catch up {}", versions.join(", ")),
+            "commit_author": "upm-publisher reconcile",
+            "branch": branch,
+            "package_path": dirs.join(","),
+            "delivery": format!("reconcile-{sweep_id}"),
+        }
+    })
+}
+
+/// A per-sweep allowance of GitHub requests, and GitHub's own rate limit: a sweep stops asking before
+/// either runs out, leaving the rest for the next sweep (the order rotates, see `order`).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub limit: u32,
+    pub used: u32,
+    /// GitHub's `x-ratelimit-remaining`, as last seen.
+    pub remaining: Option<u32>,
+    /// Requests left untouched for everything else that uses the same token.
+    pub reserve: u32,
+}
+
+impl Budget {
+    pub fn new(limit: u32, reserve: u32) -> Budget {
+        Budget {
+            limit,
+            used: 0,
+            remaining: None,
+            reserve,
+        }
+    }
+
+    /// May the sweep spend `cost` more requests? Asked before each repository with its worst case
+    /// known so far, and before each request.
+    pub fn allows(&self, cost: u32) -> Result<(), String> {
+        if self.used + cost > self.limit {
+            return Err(format!(
+                "request budget spent ({} of {})",
+                self.used, self.limit
+            ));
+        }
+        if let Some(remaining) = self.remaining {
+            if remaining < self.reserve + cost {
+                return Err(format!(
+                    "GitHub rate limit nearly spent ({remaining} left, {} kept in reserve)",
+                    self.reserve
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn spend(&mut self, remaining: Option<u32>) {
+        self.used += 1;
+        if remaining.is_some() {
+            self.remaining = remaining;
+        }
+    }
+}
+
+/// What a sweep remembers about a repository between runs (the state file): the ETag of its head
+/// request, the head it saw and the packages found there, and when it was last examined. A 304 on the
+/// head means the same packages, so only the registry is asked again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remembered {
+    pub etag: Option<String>,
+    pub sha: Option<String>,
+    #[serde(default)]
+    pub packages: Vec<Found>,
+    #[serde(default)]
+    pub last_examined: u64,
+}
+
+pub type State = BTreeMap<String, Remembered>;
+
+/// The order of a sweep: repositories not examined for the longest first, so a budget that runs out
+/// never starves the same repositories twice in a row.
+pub fn order(targets: Vec<Target>, state: &State) -> Vec<Target> {
+    let mut targets = targets;
+    targets.sort_by_key(|t| {
+        (
+            state
+                .get(&t.repository.to_ascii_lowercase())
+                .map_or(0, |r| r.last_examined),
+            t.repository.to_ascii_lowercase(),
+        )
+    });
+    targets
+}
+
+/// The job summary: one row per repository.
+pub fn summary(lines: &[(String, Line)], requests: u32) -> String {
+    let mut out = String::from("## UPM reconcile\n\n| Repository | Result |\n| --- | --- |\n");
+    for (repository, line) in lines {
+        let result = match line {
+            Line::Unchanged => "unchanged (304)".to_string(),
+            Line::UpToDate { sha, packages } => {
+                format!("up to date at {} ({packages} packages)", short(sha))
+            }
+            Line::CatchUp {
+                sha,
+                missing,
+                dispatched,
+            } => format!(
+                "{} at {}: {}",
+                if *dispatched {
+                    "caught up"
+                } else {
+                    "missing (dispatch failed)"
+                },
+                short(sha),
+                missing
+                    .iter()
+                    .map(|f| format!("`{}@{}`", f.name, f.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Line::Deferred(why) => format!("deferred: {why}"),
+            Line::Failed(why) => format!("❌ {why}"),
+        };
+        out.push_str(&format!(
+            "| {} | {} |\n",
+            crate::summary::cell(repository),
+            crate::summary::cell(&result)
+        ));
+    }
+    out.push_str(&format!("\n{requests} GitHub requests.\n"));
+    out
+}
+
+/// The Discord alert, when anything had to be caught up (something upstream failed: a person should
+/// look) or a line failed. `None` when the sweep found everything in place.
+pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Value> {
+    let mut fields = Vec::new();
+    for (repository, line) in lines {
+        let value = match line {
+            Line::CatchUp {
+                sha,
+                missing,
+                dispatched,
+            } => format!(
+                "{} at {}: {}",
+                if *dispatched {
+                    "dispatched"
+                } else {
+                    "dispatch FAILED"
+                },
+                short(sha),
+                missing
+                    .iter()
+                    .map(|f| format!("{}@{}", f.name, f.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Line::Failed(why) => format!("could not check: {why}"),
+            _ => continue,
+        };
+        fields.push(json!({"name": repository, "value": clip(&value, 1000), "inline": false}));
+    }
+    if fields.is_empty() {
+        return None;
+    }
+    let total = fields.len();
+    fields.truncate(25);
+    let mut embed = json!({
+        "title": format!("Reconcile: {total} repositories needed attention"),
+        "description": "Versions on a publishing branch were missing from the registry: a delivery, \
+                        dispatch or run was lost upstream. Reconcile dispatched the publish; check \
+                        why the original did not happen.",
+        "color": 16_753_920,
+        "fields": fields,
+    });
+    if let Some(url) = run_url {
+        embed["url"] = json!(url);
+    }
+    Some(json!({"allowed_mentions": {"parse": []}, "embeds": [embed]}))
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(dir: &str, name: &str, version: &str) -> Found {
+        Found {
+            dir: dir.into(),
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn only_active_repositories_are_swept() {
+        let text = r#"{"repositories": [
+            {"url": "https://github.com/Studio/B", "status": "active", "branch": "release"},
+            {"url": "Studio/A", "status": "active"},
+            {"url": "Studio/Off", "status": "disabled"},
+            {"url": "Studio/Later", "status": "pending"}
+        ]}"#;
+        assert_eq!(
+            active_targets(text).unwrap(),
+            [
+                Target {
+                    repository: "Studio/A".into(),
+                    branch: None
+                },
+                Target {
+                    repository: "Studio/B".into(),
+                    branch: Some("release".into())
+                },
+            ]
+        );
+        assert!(active_targets(r#"{"repositories": [{"url": "x"}]}"#).is_err());
+    }
+
+    #[test]
+    fn package_json_blobs_skip_dependency_and_generated_folders() {
+        let tree: Tree = serde_json::from_value(json!({"tree": [
+            {"path": "package.json", "type": "blob", "sha": "r"},
+            {"path": "Packages/a/package.json", "type": "blob", "sha": "a"},
+            {"path": "Packages/a/node_modules/x/package.json", "type": "blob", "sha": "n"},
+            {"path": "Library/PackageCache/y/package.json", "type": "blob", "sha": "l"},
+            {"path": "Packages/a/package.json.meta", "type": "blob", "sha": "m"},
+            {"path": "Packages/b", "type": "tree", "sha": "t"},
+            {"path": "Packages/b/mypackage.json", "type": "blob", "sha": "z"}
+        ], "truncated": false}))
+        .unwrap();
+        let blobs = manifest_blobs(&tree).unwrap();
+        let got: Vec<(&str, &str)> = blobs
+            .iter()
+            .map(|b| (b.dir.as_str(), b.blob.as_str()))
+            .collect();
+        assert_eq!(got, [("", "r"), ("Packages/a", "a")]);
+
+        let truncated: Tree =
+            serde_json::from_value(json!({"tree": [], "truncated": true})).unwrap();
+        assert!(manifest_blobs(&truncated)
+            .unwrap_err()
+            .contains("truncated"));
+    }
+
+    #[test]
+    fn manifests() {
+        let dir = PackagePath::new("Packages/a");
+        assert_eq!(
+            read_manifest(
+                &dir,
+                r#"{"name":"com.s.a","version":"1.2.0","displayName":"A"}"#
+            ),
+            Manifest::Package(found("Packages/a", "com.s.a", "1.2.0"))
+        );
+        assert_eq!(
+            read_manifest(&dir, r#"{"name":"tooling","version":"1.0.0"}"#),
+            Manifest::Ignored
+        );
+        assert_eq!(
+            read_manifest(
+                &dir,
+                r#"{"name":"com.s.a","version":"1.0.0","unity":"2022.3","private":true}"#
+            ),
+            Manifest::Ignored
+        );
+        assert!(matches!(
+            read_manifest(
+                &dir,
+                r#"{"name":"com.s.a","version":"one","unity":"2022.3"}"#
+            ),
+            Manifest::Invalid(_)
+        ));
+        assert!(matches!(read_manifest(&dir, "{"), Manifest::Invalid(_)));
+    }
+
+    #[test]
+    fn only_missing_versions_are_caught_up_and_an_unknown_answer_fails_the_line() {
+        let packages = [
+            found("a", "com.s.a", "1.0.0"),
+            found("b", "com.s.b", "2.0.0"),
+        ];
+        assert_eq!(
+            decide("s", &packages, &[Some(true), Some(true)]),
+            Line::UpToDate {
+                sha: "s".into(),
+                packages: 2
+            }
+        );
+        assert_eq!(
+            decide("s", &packages, &[Some(true), Some(false)]),
+            Line::CatchUp {
+                sha: "s".into(),
+                missing: vec![packages[1].clone()],
+                dispatched: false
+            }
+        );
+        assert!(matches!(
+            decide("s", &packages, &[None, Some(false)]),
+            Line::Failed(why) if why.contains("com.s.a@1.0.0")
+        ));
+    }
+
+    #[test]
+    fn the_dispatch_names_only_the_missing_directories() {
+        let body = dispatch_body(
+            "Studio/A",
+            "main",
+            "abc",
+            &[
+                found("Packages/b", "com.s.b", "2.0.0"),
+                found("", "com.s.root", "1.0.0"),
+                found("Packages/b", "com.s.b2", "1.0.0"),
+            ],
+            "42",
+        );
+        let payload = &body["client_payload"];
+        assert_eq!(body["event_type"], "package_publish");
+        assert_eq!(payload["package_path"], ".,Packages/b");
+        assert_eq!(payload["commit_sha"], "abc");
+        assert_eq!(payload["delivery"], "reconcile-42");
+        // The worker's payload: seven string properties.
+        assert_eq!(payload.as_object().unwrap().len(), 7);
+        assert!(payload.as_object().unwrap().values().all(Value::is_string));
+    }
+
+    #[test]
+    fn the_budget_and_the_rate_limit_stop_a_sweep() {
+        let mut budget = Budget::new(3, 100);
+        assert!(budget.allows(3).is_ok());
+        budget.spend(Some(5000));
+        budget.spend(None);
+        assert_eq!(budget.remaining, Some(5000));
+        assert!(budget.allows(1).is_ok());
+        assert!(budget.allows(2).unwrap_err().contains("budget"));
+        let mut low = Budget::new(1000, 100);
+        low.spend(Some(101));
+        assert!(low.allows(1).is_ok());
+        assert!(low.allows(2).unwrap_err().contains("rate limit"));
+    }
+
+    #[test]
+    fn the_longest_unexamined_go_first() {
+        let targets = ["Studio/A", "Studio/B", "Studio/C"]
+            .map(|r| Target {
+                repository: r.into(),
+                branch: None,
+            })
+            .to_vec();
+        let mut state = State::new();
+        state.insert(
+            "studio/a".into(),
+            Remembered {
+                last_examined: 30,
+                ..Remembered::default()
+            },
+        );
+        state.insert(
+            "studio/c".into(),
+            Remembered {
+                last_examined: 10,
+                ..Remembered::default()
+            },
+        );
+        let ordered: Vec<String> = order(targets, &state)
+            .into_iter()
+            .map(|t| t.repository)
+            .collect();
+        assert_eq!(ordered, ["Studio/B", "Studio/C", "Studio/A"]);
+    }
+
+    #[test]
+    fn reports() {
+        let lines = vec![
+            ("Studio/A".to_string(), Line::Unchanged),
+            (
+                "Studio/B".to_string(),
+                Line::CatchUp {
+                    sha: "0123456789abcdef".into(),
+                    missing: vec![found("p", "com.s.b", "1.1.0")],
+                    dispatched: true,
+                },
+            ),
+            (
+                "Studio/C".to_string(),
+                Line::Failed("GitHub answered 500".into()),
+            ),
+            (
+                "Studio/D".to_string(),
+                Line::Deferred("request budget spent".into()),
+            ),
+        ];
+        let text = summary(&lines, 7);
+        assert!(text.contains("| Studio/A | unchanged (304) |"));
+        assert!(text.contains("caught up at 0123456789ab: `com.s.b@1.1.0`"));
+        assert!(text.contains("7 GitHub requests."));
+        let message = alert(&lines, Some("https://run")).unwrap();
+        let fields = message["embeds"][0]["fields"].as_array().unwrap();
+        assert_eq!(fields.len(), 2, "only the catch-up and the failure");
+        assert_eq!(message["allowed_mentions"]["parse"], json!([]));
+        assert!(alert(&lines[..1], None).is_none());
+    }
+}
