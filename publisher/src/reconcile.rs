@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::discover::{classify, normalise_path, skipped_dir_in, Shape};
 use crate::model::PackagePath;
+use crate::notify::{fit, AllowedMentions, Embed, Field, Message};
 use crate::validate::{check_name, check_version};
 
 /// One active repository of the registry file, and the branch that publishes (`None`: the default
@@ -280,19 +281,46 @@ impl Budget {
     }
 }
 
-/// What a sweep remembers about a repository between runs (the state file): the ETag of its head
-/// request, the head it saw and the packages found there, and when it was last examined. A 304 on the
-/// head means the same packages, so only the registry is asked again.
+/// What a sweep remembers about a repository between runs (the state file): its default branch, the
+/// head it saw and what each package.json blob of that head holds, and when it was last examined.
+/// (The ETag of the head request lives in the GitHub client's own cache, saved beside this file.) When
+/// the head did not move (a 304), the packages are known without reading the tree; when it moved, only
+/// the blobs not seen before are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remembered {
-    pub etag: Option<String>,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default)]
     pub sha: Option<String>,
     #[serde(default)]
-    pub packages: Vec<Found>,
+    pub manifests: Vec<Known>,
     #[serde(default)]
     pub last_examined: u64,
 }
 
+/// One package.json blob of a head and what it holds (`None`: not a publishable UPM package).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Known {
+    pub dir: String,
+    pub blob: String,
+    pub package: Option<Found>,
+}
+
+impl Remembered {
+    pub fn packages(&self) -> Vec<Found> {
+        self.manifests
+            .iter()
+            .filter_map(|k| k.package.clone())
+            .collect()
+    }
+
+    /// What is already known about `blob` (blobs are immutable: the same sha, the same content).
+    pub fn known_blob(&self, blob: &str) -> Option<&Known> {
+        self.manifests.iter().find(|k| k.blob == blob)
+    }
+}
+
+/// The state file, keyed by the lower-cased `owner/name`.
 pub type State = BTreeMap<String, Remembered>;
 
 /// The order of a sweep: repositories not examined for the longest first, so a budget that runs out
@@ -351,8 +379,9 @@ pub fn summary(lines: &[(String, Line)], requests: u32) -> String {
 }
 
 /// The Discord alert, when anything had to be caught up (something upstream failed: a person should
-/// look) or a line failed. `None` when the sweep found everything in place.
-pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Value> {
+/// look) or a line failed. `None` when the sweep found everything in place. Shaped by `notify::fit`,
+/// like every message the publisher sends.
+pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Message> {
     let mut fields = Vec::new();
     for (repository, line) in lines {
         let value = match line {
@@ -363,7 +392,7 @@ pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Value> {
             } => format!(
                 "{} at {}: {}",
                 if *dispatched {
-                    "dispatched"
+                    "publish dispatched"
                 } else {
                     "dispatch FAILED"
                 },
@@ -377,38 +406,45 @@ pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Value> {
             Line::Failed(why) => format!("could not check: {why}"),
             _ => continue,
         };
-        fields.push(json!({"name": repository, "value": clip(&value, 1000), "inline": false}));
+        fields.push(Field {
+            name: repository.clone(),
+            value,
+            inline: false,
+        });
     }
     if fields.is_empty() {
         return None;
     }
-    let total = fields.len();
-    fields.truncate(25);
-    let mut embed = json!({
-        "title": format!("Reconcile: {total} repositories needed attention"),
-        "description": "Versions on a publishing branch were missing from the registry: a delivery, \
-                        dispatch or run was lost upstream. Reconcile dispatched the publish; check \
-                        why the original did not happen.",
-        "color": 16_753_920,
-        "fields": fields,
-    });
-    if let Some(url) = run_url {
-        embed["url"] = json!(url);
-    }
-    Some(json!({"allowed_mentions": {"parse": []}, "embeds": [embed]}))
+    let embed = Embed {
+        title: format!(
+            "Reconcile: {} {} needed attention",
+            fields.len(),
+            if fields.len() == 1 {
+                "repository"
+            } else {
+                "repositories"
+            }
+        ),
+        url: run_url.map(str::to_string),
+        description: "Versions on a publishing branch were missing from the registry, so a \
+                      delivery, dispatch or run was lost upstream. Reconcile dispatched the publish; \
+                      find out why the original did not happen."
+            .to_string(),
+        color: ORANGE,
+        fields,
+        footer: None,
+    };
+    Some(Message {
+        username: "UPM Publisher".to_string(),
+        embeds: fit(vec![embed]),
+        allowed_mentions: AllowedMentions { parse: Vec::new() },
+    })
 }
+
+const ORANGE: u32 = 0xFF_A5_00;
 
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]
@@ -625,9 +661,10 @@ mod tests {
         assert!(text.contains("caught up at 0123456789ab: `com.s.b@1.1.0`"));
         assert!(text.contains("7 GitHub requests."));
         let message = alert(&lines, Some("https://run")).unwrap();
-        let fields = message["embeds"][0]["fields"].as_array().unwrap();
+        let fields = &message.embeds[0].fields;
         assert_eq!(fields.len(), 2, "only the catch-up and the failure");
-        assert_eq!(message["allowed_mentions"]["parse"], json!([]));
+        assert!(fields[0].value.contains("com.s.b@1.1.0"));
+        assert!(message.allowed_mentions.parse.is_empty());
         assert!(alert(&lines[..1], None).is_none());
     }
 }
