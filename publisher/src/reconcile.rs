@@ -144,21 +144,80 @@ pub fn read_manifest(dir: &PackagePath, text: &str) -> Manifest {
 /// What one repository needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    /// The head did not move since the last sweep (a 304): nothing was read.
-    Unchanged,
     /// Every package of the head is on the registry.
     UpToDate { sha: String, packages: usize },
     /// Versions the registry lacks; a dispatch for their directories at `sha` catches them up.
     CatchUp {
         sha: String,
         missing: Vec<Found>,
-        dispatched: bool,
+        dispatch: Dispatch,
     },
     /// Not examined this sweep: the request budget or GitHub's rate limit ran out first.
     Deferred(String),
     /// This repository could not be examined (GitHub or the registry failed, a broken tree). The other
     /// lines are unaffected.
     Failed(String),
+}
+
+/// What became of a catch-up's dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Not sent yet (the decision, before the sweep acts on it).
+    Pending,
+    Sent,
+    Failed(String),
+    DryRun,
+    /// The same versions at the same sha were dispatched at this Unix time, less than
+    /// `REDISPATCH_AFTER_SECS` ago: that run may still be queued or running, and if it failed it
+    /// posted its own failure. Not sent again yet.
+    AlreadySent {
+        at: u64,
+    },
+}
+
+/// How long a dispatched catch-up is given before the same versions are dispatched again. A run that
+/// failed for good (a version that must be bumped) would otherwise be dispatched and alerted on every
+/// sweep.
+pub const REDISPATCH_AFTER_SECS: u64 = 6 * 3600;
+
+/// A catch-up dispatch the state remembers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatched {
+    pub sha: String,
+    pub versions: Vec<String>,
+    pub at: u64,
+}
+
+fn versions(missing: &[Found]) -> Vec<String> {
+    let mut v: Vec<String> = missing
+        .iter()
+        .map(|f| format!("{}@{}", f.name, f.version))
+        .collect();
+    v.sort();
+    v
+}
+
+/// When the same catch-up was dispatched recently, the time it was: do not send it again.
+pub fn recently_dispatched(
+    previous: Option<&Dispatched>,
+    sha: &str,
+    missing: &[Found],
+    now: u64,
+) -> Option<u64> {
+    let previous = previous?;
+    (previous.sha == sha
+        && previous.versions == versions(missing)
+        && now.saturating_sub(previous.at) < REDISPATCH_AFTER_SECS)
+        .then_some(previous.at)
+}
+
+/// What the state records after a dispatch was sent.
+pub fn dispatched(sha: &str, missing: &[Found], now: u64) -> Dispatched {
+    Dispatched {
+        sha: sha.to_string(),
+        versions: versions(missing),
+        at: now,
+    }
 }
 
 /// The registry's answer for one `name@version`: `Some(true)` published, `Some(false)` missing, `None`
@@ -187,14 +246,15 @@ pub fn decide(sha: &str, found: &[Found], published: &[Option<bool>]) -> Line {
         Line::CatchUp {
             sha: sha.to_string(),
             missing,
-            dispatched: false,
+            dispatch: Dispatch::Pending,
         }
     }
 }
 
-/// The `repository_dispatch` body that catches `missing` up: the worker's `client_payload`, with the
-/// directories of the missing versions only, and a `delivery` that names the sweep.
-pub fn dispatch_body(
+/// The `client_payload` of the `package_publish` dispatch that catches `missing` up: the worker's
+/// seven string properties, with the directories of the missing versions only, and a `delivery` that
+/// names the sweep (it shows in the publish run's name and audit file).
+pub fn catch_up_payload(
     repository: &str,
     branch: &str,
     sha: &str,
@@ -213,70 +273,35 @@ pub fn dispatch_body(
         .collect();
     dirs.sort_unstable();
     dirs.dedup();
-    let versions: Vec<String> = missing
-        .iter()
-        .map(|f| format!("{}@{}", f.name, f.version))
-        .collect();
     json!({
-        "event_type": "package_publish",
-        "client_payload": {
-            "repository": repository,
-            "commit_sha": sha,
-            "commit_message": format!("reconcile: catch up {}", versions.join(", ")),
-            "commit_author": "upm-publisher reconcile",
-            "branch": branch,
-            "package_path": dirs.join(","),
-            "delivery": format!("reconcile-{sweep_id}"),
-        }
+        "repository": repository,
+        "commit_sha": sha,
+        "commit_message": format!("reconcile: catch up {}", versions(missing).join(", ")),
+        "commit_author": "upm-publisher reconcile",
+        "branch": branch,
+        "package_path": dirs.join(","),
+        "delivery": format!("reconcile-{sweep_id}"),
     })
 }
 
-/// A per-sweep allowance of GitHub requests, and GitHub's own rate limit: a sweep stops asking before
-/// either runs out, leaving the rest for the next sweep (the order rotates, see `order`).
-#[derive(Debug, Clone)]
+/// A per-sweep allowance of GitHub requests. GitHub's own rate limit is the client's business
+/// (`upm-github` waits on `Retry-After` / `x-ratelimit-reset` within a bound, then gives up); the
+/// budget keeps one sweep from spending what the rest of the hour needs.
+#[derive(Debug, Clone, Copy)]
 pub struct Budget {
-    pub limit: u32,
-    pub used: u32,
-    /// GitHub's `x-ratelimit-remaining`, as last seen.
-    pub remaining: Option<u32>,
-    /// Requests left untouched for everything else that uses the same token.
-    pub reserve: u32,
+    pub limit: u64,
 }
 
 impl Budget {
-    pub fn new(limit: u32, reserve: u32) -> Budget {
-        Budget {
-            limit,
-            used: 0,
-            remaining: None,
-            reserve,
-        }
-    }
-
-    /// May the sweep spend `cost` more requests? Asked before each repository with its worst case
-    /// known so far, and before each request.
-    pub fn allows(&self, cost: u32) -> Result<(), String> {
-        if self.used + cost > self.limit {
-            return Err(format!(
-                "request budget spent ({} of {})",
-                self.used, self.limit
-            ));
-        }
-        if let Some(remaining) = self.remaining {
-            if remaining < self.reserve + cost {
-                return Err(format!(
-                    "GitHub rate limit nearly spent ({remaining} left, {} kept in reserve)",
-                    self.reserve
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn spend(&mut self, remaining: Option<u32>) {
-        self.used += 1;
-        if remaining.is_some() {
-            self.remaining = remaining;
+    /// May a sweep that has sent `used` requests send `cost` more?
+    pub fn allows(&self, used: u64, cost: u64) -> Result<(), String> {
+        if used + cost > self.limit {
+            Err(format!(
+                "the sweep's request budget is spent ({used} of {})",
+                self.limit
+            ))
+        } else {
+            Ok(())
         }
     }
 }
@@ -296,6 +321,8 @@ pub struct Remembered {
     pub manifests: Vec<Known>,
     #[serde(default)]
     pub last_examined: u64,
+    #[serde(default)]
+    pub dispatched: Option<Dispatched>,
 }
 
 /// One package.json blob of a head and what it holds (`None`: not a publishable UPM package).
@@ -338,33 +365,33 @@ pub fn order(targets: Vec<Target>, state: &State) -> Vec<Target> {
     targets
 }
 
-/// The job summary: one row per repository.
-pub fn summary(lines: &[(String, Line)], requests: u32) -> String {
+fn listed(missing: &[Found]) -> String {
+    versions(missing).join(", ")
+}
+
+/// The job summary: one row per repository, and the sweep's cost.
+pub fn summary(lines: &[(String, Line)], requests: u64, not_modified: u64) -> String {
     let mut out = String::from("## UPM reconcile\n\n| Repository | Result |\n| --- | --- |\n");
     for (repository, line) in lines {
         let result = match line {
-            Line::Unchanged => "unchanged (304)".to_string(),
             Line::UpToDate { sha, packages } => {
                 format!("up to date at {} ({packages} packages)", short(sha))
             }
             Line::CatchUp {
                 sha,
                 missing,
-                dispatched,
-            } => format!(
-                "{} at {}: {}",
-                if *dispatched {
-                    "caught up"
-                } else {
-                    "missing (dispatch failed)"
-                },
-                short(sha),
-                missing
-                    .iter()
-                    .map(|f| format!("`{}@{}`", f.name, f.version))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+                dispatch,
+            } => {
+                let what = match dispatch {
+                    Dispatch::Sent => "⚠️ caught up (publish dispatched)".to_string(),
+                    Dispatch::Pending | Dispatch::DryRun => "missing (dry run)".to_string(),
+                    Dispatch::Failed(e) => format!("❌ missing, the dispatch failed: {e}"),
+                    Dispatch::AlreadySent { .. } => {
+                        "missing, dispatched by an earlier sweep (waiting for that run)".to_string()
+                    }
+                };
+                format!("{what} at {}: {}", short(sha), listed(missing))
+            }
             Line::Deferred(why) => format!("deferred: {why}"),
             Line::Failed(why) => format!("❌ {why}"),
         };
@@ -374,7 +401,9 @@ pub fn summary(lines: &[(String, Line)], requests: u32) -> String {
             crate::summary::cell(&result)
         ));
     }
-    out.push_str(&format!("\n{requests} GitHub requests.\n"));
+    out.push_str(&format!(
+        "\n{requests} GitHub requests ({not_modified} answered 304 Not Modified).\n"
+    ));
     out
 }
 
@@ -388,20 +417,16 @@ pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Message>
             Line::CatchUp {
                 sha,
                 missing,
-                dispatched,
+                dispatch: Dispatch::Sent,
+            } => format!("publish dispatched at {}: {}", short(sha), listed(missing)),
+            Line::CatchUp {
+                sha,
+                missing,
+                dispatch: Dispatch::Failed(e),
             } => format!(
-                "{} at {}: {}",
-                if *dispatched {
-                    "publish dispatched"
-                } else {
-                    "dispatch FAILED"
-                },
+                "missing at {}: {}; the dispatch FAILED: {e}",
                 short(sha),
-                missing
-                    .iter()
-                    .map(|f| format!("{}@{}", f.name, f.version))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                listed(missing)
             ),
             Line::Failed(why) => format!("could not check: {why}"),
             _ => continue,
@@ -558,7 +583,7 @@ mod tests {
             Line::CatchUp {
                 sha: "s".into(),
                 missing: vec![packages[1].clone()],
-                dispatched: false
+                dispatch: Dispatch::Pending
             }
         );
         assert!(matches!(
@@ -569,7 +594,7 @@ mod tests {
 
     #[test]
     fn the_dispatch_names_only_the_missing_directories() {
-        let body = dispatch_body(
+        let payload = catch_up_payload(
             "Studio/A",
             "main",
             "abc",
@@ -580,8 +605,6 @@ mod tests {
             ],
             "42",
         );
-        let payload = &body["client_payload"];
-        assert_eq!(body["event_type"], "package_publish");
         assert_eq!(payload["package_path"], ".,Packages/b");
         assert_eq!(payload["commit_sha"], "abc");
         assert_eq!(payload["delivery"], "reconcile-42");
@@ -591,18 +614,30 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_and_the_rate_limit_stop_a_sweep() {
-        let mut budget = Budget::new(3, 100);
-        assert!(budget.allows(3).is_ok());
-        budget.spend(Some(5000));
-        budget.spend(None);
-        assert_eq!(budget.remaining, Some(5000));
-        assert!(budget.allows(1).is_ok());
-        assert!(budget.allows(2).unwrap_err().contains("budget"));
-        let mut low = Budget::new(1000, 100);
-        low.spend(Some(101));
-        assert!(low.allows(1).is_ok());
-        assert!(low.allows(2).unwrap_err().contains("rate limit"));
+    fn a_catch_up_is_not_dispatched_again_for_six_hours() {
+        let missing = [found("a", "com.s.a", "1.1.0")];
+        let sent = dispatched("s1", &missing, 1000);
+        assert_eq!(
+            recently_dispatched(Some(&sent), "s1", &missing, 1000 + 3600),
+            Some(1000)
+        );
+        assert_eq!(
+            recently_dispatched(Some(&sent), "s1", &missing, 1000 + REDISPATCH_AFTER_SECS),
+            None
+        );
+        // Another head, or other versions: a new catch-up.
+        assert_eq!(recently_dispatched(Some(&sent), "s2", &missing, 1001), None);
+        let more = [missing[0].clone(), found("b", "com.s.b", "1.0.0")];
+        assert_eq!(recently_dispatched(Some(&sent), "s1", &more, 1001), None);
+        assert_eq!(recently_dispatched(None, "s1", &missing, 1001), None);
+    }
+
+    #[test]
+    fn the_budget_stops_a_sweep() {
+        let budget = Budget { limit: 3 };
+        assert!(budget.allows(0, 3).is_ok());
+        assert!(budget.allows(2, 1).is_ok());
+        assert!(budget.allows(2, 2).unwrap_err().contains("budget"));
     }
 
     #[test]
@@ -638,13 +673,27 @@ mod tests {
     #[test]
     fn reports() {
         let lines = vec![
-            ("Studio/A".to_string(), Line::Unchanged),
+            (
+                "Studio/A".to_string(),
+                Line::UpToDate {
+                    sha: "fedcba9876543210".into(),
+                    packages: 2,
+                },
+            ),
             (
                 "Studio/B".to_string(),
                 Line::CatchUp {
                     sha: "0123456789abcdef".into(),
                     missing: vec![found("p", "com.s.b", "1.1.0")],
-                    dispatched: true,
+                    dispatch: Dispatch::Sent,
+                },
+            ),
+            (
+                "Studio/E".to_string(),
+                Line::CatchUp {
+                    sha: "0123456789abcdef".into(),
+                    missing: vec![found("p", "com.s.e", "1.1.0")],
+                    dispatch: Dispatch::AlreadySent { at: 5 },
                 },
             ),
             (
@@ -656,13 +705,14 @@ mod tests {
                 Line::Deferred("request budget spent".into()),
             ),
         ];
-        let text = summary(&lines, 7);
-        assert!(text.contains("| Studio/A | unchanged (304) |"));
-        assert!(text.contains("caught up at 0123456789ab: `com.s.b@1.1.0`"));
-        assert!(text.contains("7 GitHub requests."));
+        let text = summary(&lines, 7, 4);
+        assert!(text.contains("| Studio/A | up to date at fedcba987654 (2 packages) |"));
+        assert!(text.contains("caught up (publish dispatched) at 0123456789ab: com.s.b@1.1.0"));
+        assert!(text.contains("waiting for that run"));
+        assert!(text.contains("7 GitHub requests (4 answered 304 Not Modified)."));
         let message = alert(&lines, Some("https://run")).unwrap();
         let fields = &message.embeds[0].fields;
-        assert_eq!(fields.len(), 2, "only the catch-up and the failure");
+        assert_eq!(fields.len(), 2, "only the new catch-up and the failure");
         assert!(fields[0].value.contains("com.s.b@1.1.0"));
         assert!(message.allowed_mentions.parse.is_empty());
         assert!(alert(&lines[..1], None).is_none());
