@@ -1,0 +1,240 @@
+//! A fake GitHub REST API on loopback, for every test that needs GitHub: the `upm` ops CLI, the
+//! publisher's reconcile, the worker's sweeper and the end-to-end system test.
+//!
+//! Use it from Rust ([`FakeGitHub::start`]) or as the `fake-github` binary (Node and shell tests: it
+//! prints its URL, serves a state loaded from JSON, and stops by itself). What it serves:
+//!
+//! | endpoint | notes |
+//! |---|---|
+//! | `GET /repos/{o}/{r}` | id, default branch, `allow_auto_merge` |
+//! | `GET /repos/{o}/{r}/branches/{b}`, `GET …/git/ref/heads/{b}`, `POST …/git/refs`, `PATCH`/`DELETE …/git/refs/heads/{b}` | |
+//! | `GET …/commits/{ref}`, `GET …/git/commits/{sha}`, `GET …/git/trees/{sha-or-ref}[?recursive=1]`, `GET …/git/blobs/{sha}` | git object ids as git computes them for blobs |
+//! | `GET`/`PUT`/`DELETE …/contents/{path}` | a write is a commit; wrong or missing `sha` → 409/422 like GitHub |
+//! | `GET`/`POST …/pulls` | 422 "A pull request already exists" for an open head→base |
+//! | `POST /graphql` `enablePullRequestAutoMerge` | refused when the repo disallows it or `auto_merge_refusal` is set |
+//! | `POST …/dispatches` | recorded (`dispatches`), ≤ 10 payload properties |
+//! | `GET /orgs/{org}/hooks/{id}/deliveries` (cursor pages, newest first), `GET …/{id}`, `POST …/{id}/attempts` | a redelivery is recorded and appended as a new attempt |
+//! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created=>=` filter |
+//! | `GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp) |
+//! | `GET`/`PUT /_fake/state`, `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
+//!
+//! Every GET answer carries an `ETag` and answers `If-None-Match` with 304; every answer carries
+//! `x-ratelimit-*` headers. Faults ([`state::Fault`]) script a status for the next K matching calls,
+//! `Retry-After`, rate-limit headers and delays. Every request is recorded (`requests`).
+
+pub mod routes;
+pub mod state;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use state::{Dispatch, Fault, RecordedRequest, State};
+
+/// Called for each dispatch accepted (e.g. the system test starts the publisher from it).
+pub type DispatchHook = Box<dyn Fn(&Dispatch) + Send + Sync>;
+
+struct Shared {
+    state: Mutex<State>,
+    stop: AtomicBool,
+    /// Unix ms of the last request, for the idle timeout.
+    last_request_ms: AtomicU64,
+    on_dispatch: Mutex<Option<DispatchHook>>,
+}
+
+/// A running fake. Dropping it stops the server.
+pub struct FakeGitHub {
+    url: String,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl FakeGitHub {
+    /// Starts on `127.0.0.1:0` (a free port) with `state`.
+    pub fn start(state: State) -> std::io::Result<FakeGitHub> {
+        Self::start_on(state, 0)
+    }
+
+    pub fn start_on(state: State, port: u16) -> std::io::Result<FakeGitHub> {
+        let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(std::io::Error::other)?;
+        let port = server
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .ok_or_else(|| std::io::Error::other("no TCP address"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            stop: AtomicBool::new(false),
+            last_request_ms: AtomicU64::new(now_ms()),
+            on_dispatch: Mutex::new(None),
+        });
+        let thread = {
+            let shared = shared.clone();
+            let url = url.clone();
+            std::thread::spawn(move || serve(server, &shared, &url))
+        };
+        Ok(FakeGitHub {
+            url,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Locks the state: read it, seed it, or script faults.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.clone()
+    }
+
+    pub fn dispatches(&self) -> Vec<Dispatch> {
+        self.state().dispatches.clone()
+    }
+
+    pub fn fault(&self, fault: Fault) {
+        self.state().faults.push(fault);
+    }
+
+    pub fn on_dispatch(&self, hook: DispatchHook) {
+        *self
+            .shared
+            .on_dispatch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Milliseconds since the last request.
+    pub fn idle_ms(&self) -> u64 {
+        now_ms().saturating_sub(self.shared.last_request_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+const MAX_REQUEST_BODY: u64 = 16 * 1024 * 1024;
+
+fn serve(server: tiny_http::Server, shared: &Shared, url: &str) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut request = match server.recv_timeout(Duration::from_millis(50)) {
+            Ok(Some(request)) => request,
+            Ok(None) => continue,
+            Err(_) => break,
+        };
+        shared.last_request_ms.store(now_ms(), Ordering::Relaxed);
+        let header = |name: &str| {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str().to_string())
+        };
+        let (path, query) = match request.url().split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (request.url().to_string(), String::new()),
+        };
+        let authorization = header("authorization");
+        let if_none_match = header("if-none-match");
+        let mut body = Vec::new();
+        let _ = request
+            .as_reader()
+            .take(MAX_REQUEST_BODY)
+            .read_to_end(&mut body);
+        let fake_request = routes::Request {
+            method: request.method().as_str().to_ascii_uppercase(),
+            path,
+            query,
+            authorization,
+            if_none_match,
+            body,
+        };
+        if fake_request.method == "POST" && fake_request.path == "/_fake/shutdown" {
+            shared.stop.store(true, Ordering::Relaxed);
+            let _ = request.respond(tiny_http::Response::empty(204));
+            break;
+        }
+        let started = Instant::now();
+        let (response, dispatched) = {
+            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            let before = state.dispatches.len();
+            let now = (now_ms() / 1000) as i64;
+            let response = routes::handle(&mut state, &fake_request, now);
+            (response, state.dispatches[before..].to_vec())
+        };
+        if let Some(hook) = shared
+            .on_dispatch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            for dispatch in &dispatched {
+                hook(dispatch);
+            }
+        }
+        let delay = Duration::from_millis(response.delay_ms).saturating_sub(started.elapsed());
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let mut reply =
+            tiny_http::Response::from_data(response.body).with_status_code(response.status);
+        for (name, value) in response.headers {
+            // Link URLs are absolute at GitHub; the routes write them relative to this server.
+            let value = if name == "link" {
+                value.replacen("</", &format!("<{url}/"), 1)
+            } else {
+                value
+            };
+            if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                reply.add_header(header);
+            }
+        }
+        let _ = request.respond(reply);
+    }
+}
+
+/// Stops the binary when nobody talks to it or its parent is gone, so a crashed test never leaves
+/// a server behind.
+/// `parent` is the parent process id read first thing in `main` (read later, a parent that already
+/// exited would be mistaken for the real one).
+pub fn run_until_abandoned(fake: &FakeGitHub, idle_timeout: Duration, parent: u32) {
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if fake.is_stopped() || fake.idle_ms() > idle_timeout.as_millis() as u64 {
+            return;
+        }
+        #[cfg(unix)]
+        if std::os::unix::process::parent_id() != parent {
+            return;
+        }
+    }
+}

@@ -1,0 +1,902 @@
+//! The fake's endpoints: a pure function from (state, request, clock) to a response, so the routing is
+//! tested without sockets and the server around it stays small.
+//!
+//! Auto-merge is GraphQL's `enablePullRequestAutoMerge` (REST has no endpoint for it): refused with
+//! GitHub's message when the repository does not allow auto-merge, or with `auto_merge_refusal`.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+use upm_github::deliveries::format_rfc3339_utc;
+
+use crate::state::{
+    Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo, State,
+};
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Raw (percent-encoded) path.
+    pub path: String,
+    pub query: String,
+    pub authorization: Option<String>,
+    pub if_none_match: Option<String>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Milliseconds the server waits before answering (a scripted delay).
+    pub delay_ms: u64,
+}
+
+impl Response {
+    fn json(status: u16, value: Value) -> Response {
+        Response {
+            status,
+            headers: vec![(
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
+            body: value.to_string().into_bytes(),
+            delay_ms: 0,
+        }
+    }
+
+    fn empty(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay_ms: 0,
+        }
+    }
+
+    fn error(status: u16, message: &str) -> Response {
+        Response::json(
+            status,
+            json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string() }),
+        )
+    }
+
+    fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+fn not_found() -> Response {
+    Response::error(404, "Not Found")
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| decode(&v.replace('+', " ")))
+    })
+}
+
+fn bearer(authorization: &Option<String>) -> Option<String> {
+    let value = authorization.as_deref()?.trim();
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .or_else(|| value.strip_prefix("token "))
+        .map(|t| t.trim().to_string())
+}
+
+/// Handles one request: scripted faults first, then auth, then the endpoint; records it; adds the
+/// ETag / 304 and rate-limit headers GitHub sends.
+pub fn handle(state: &mut State, request: &Request, now: i64) -> Response {
+    let path_only = request.path.clone();
+    let fault = take_fault(&mut state.faults, &request.method, &path_only);
+    let mut response = match &fault {
+        Some(f) if f.status.is_some() => {
+            let status = f.status.unwrap_or(500);
+            Response::error(status, f.message.as_deref().unwrap_or("scripted failure"))
+        }
+        _ => route_authorized(state, request, now),
+    };
+    if request.method == "GET" && response.status == 200 {
+        let etag = format!("\"{}\"", &hex_sha1(&response.body)[..20]);
+        if request.if_none_match.as_deref() == Some(etag.as_str()) {
+            // GitHub's 304 has no body but keeps the other headers.
+            response.status = 304;
+            response.body.clear();
+        }
+        response = response.header("etag", etag);
+    }
+    let (remaining, reset_in) = match &fault {
+        Some(f) => (
+            f.rate_limit_remaining.unwrap_or(4999),
+            f.rate_limit_reset_in.unwrap_or(3600),
+        ),
+        None => (4999, 3600),
+    };
+    response = response
+        .header("x-ratelimit-limit", "5000")
+        .header("x-ratelimit-remaining", remaining.to_string())
+        .header("x-ratelimit-reset", (now + reset_in).to_string());
+    if let Some(f) = &fault {
+        if let Some(secs) = f.retry_after {
+            response = response.header("retry-after", secs.to_string());
+        }
+        response.delay_ms = f.delay_ms;
+    }
+    if !request.path.starts_with("/_fake/") {
+        state.requests.push(RecordedRequest {
+            method: request.method.clone(),
+            path: decode(&request.path),
+            query: request.query.clone(),
+            status: response.status,
+            token: bearer(&request.authorization),
+            body: serde_json::from_slice(&request.body).ok(),
+        });
+    }
+    response
+}
+
+fn take_fault(faults: &mut Vec<Fault>, method: &str, path: &str) -> Option<Fault> {
+    let decoded = decode(path);
+    let index = faults.iter().position(|f| {
+        f.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && f.path_contains
+                .as_deref()
+                .is_none_or(|p| decoded.contains(p))
+            && !path.starts_with("/_fake/")
+    })?;
+    let fault = &mut faults[index];
+    if fault.skip > 0 {
+        fault.skip -= 1;
+        return None;
+    }
+    let taken = fault.clone();
+    fault.times = fault.times.saturating_sub(1);
+    if fault.times == 0 {
+        faults.remove(index);
+    }
+    Some(taken)
+}
+
+fn hex_sha1(bytes: &[u8]) -> String {
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn route_authorized(state: &mut State, request: &Request, now: i64) -> Response {
+    let segments: Vec<String> = request
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if segs.first() == Some(&"_fake") {
+        return route(state, request, &segs, now);
+    }
+    if segs.first() == Some(&"app") {
+        return match check_jwt(state, request, now) {
+            Ok(()) => route_app(state, request, &segs, now),
+            Err(message) => Response::error(401, &message),
+        };
+    }
+    if matches!(
+        segs.as_slice(),
+        ["orgs", _, "installation"] | ["repos", _, _, "installation"]
+    ) {
+        if let Err(message) = check_jwt(state, request, now) {
+            return Response::error(401, &message);
+        }
+        return installation_of(state, &segs);
+    }
+    if !authorized(state, request, now) {
+        return Response::error(401, "Bad credentials");
+    }
+    route(state, request, &segs, now)
+}
+
+fn authorized(state: &State, request: &Request, now: i64) -> bool {
+    let minted = state
+        .app
+        .as_ref()
+        .map(|a| a.minted.as_slice())
+        .unwrap_or(&[]);
+    if state.tokens.is_empty() && state.app.is_none() {
+        return true;
+    }
+    let Some(token) = bearer(&request.authorization) else {
+        return false;
+    };
+    state.tokens.contains(&token) || minted.iter().any(|(t, exp)| *t == token && *exp > now)
+}
+
+fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
+    use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+    use rsa::signature::Verifier;
+    use rsa::{RsaPrivateKey, RsaPublicKey};
+    let app = state
+        .app
+        .as_ref()
+        .ok_or("no GitHub App is configured in the fake")?;
+    let jwt = bearer(&request.authorization).ok_or("A JSON web token could not be decoded")?;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return Err("A JSON web token could not be decoded".into());
+    }
+    let pem = app.key_pem.trim();
+    let public = RsaPublicKey::from_pkcs1_pem(pem)
+        .or_else(|_| RsaPublicKey::from_public_key_pem(pem))
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem).map(|k| k.to_public_key()))
+        .or_else(|_| RsaPrivateKey::from_pkcs8_pem(pem).map(|k| k.to_public_key()))
+        .map_err(|_| "the fake's App key is not an RSA PEM".to_string())?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .ok()
+        .and_then(|s| Signature::try_from(s.as_slice()).ok())
+        .ok_or("A JSON web token could not be decoded")?;
+    VerifyingKey::<sha2::Sha256>::new(public)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .map_err(|_| "'Issuer' claim ('iss') must be an Integer (signature invalid)".to_string())?;
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(parts[0])
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("A JSON web token could not be decoded")?;
+    if header["alg"] != "RS256" {
+        return Err("JWT alg must be RS256".into());
+    }
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("A JSON web token could not be decoded")?;
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap_or(0),
+        claims["exp"].as_i64().unwrap_or(0),
+    );
+    if claims["iss"].as_str() != Some(app.app_id.as_str())
+        && claims["iss"].as_i64().map(|i| i.to_string()) != Some(app.app_id.clone())
+    {
+        return Err("'Issuer' claim ('iss') does not name the App".into());
+    }
+    // GitHub: exp no more than 10 minutes into the future; iat not in the future.
+    if exp <= now || exp - now > 600 || iat > now + 60 {
+        return Err(
+            "'Expiration time' claim ('exp') is too far in the future or has passed".into(),
+        );
+    }
+    Ok(())
+}
+
+fn installation_of(state: &State, segs: &[&str]) -> Response {
+    let app = state.app.as_ref().expect("checked by check_jwt");
+    let owner = segs[1].to_ascii_lowercase();
+    match app.installations.get(&owner) {
+        Some(id) => Response::json(200, json!({ "id": id, "account": { "login": segs[1] } })),
+        None => not_found(),
+    }
+}
+
+fn route_app(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Response {
+    match (request.method.as_str(), segs) {
+        ("POST", ["app", "installations", id, "access_tokens"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let serial = state.fresh_id();
+            let Some(app) = state.app.as_mut() else {
+                return not_found();
+            };
+            if !app.installations.values().any(|i| *i == id) {
+                return not_found();
+            }
+            let token = format!("ghs_fake_installation_{serial}");
+            let expires = now + app.token_ttl_secs;
+            app.minted.push((token.clone(), expires));
+            Response::json(
+                201,
+                json!({ "token": token, "expires_at": format_rfc3339_utc(expires) }),
+            )
+        }
+        _ => not_found(),
+    }
+}
+
+fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Response {
+    let method = request.method.as_str();
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    match (method, segs) {
+        ("GET", ["_fake", "state"]) => Response::json(
+            200,
+            serde_json::to_value(&*state).expect("state serialises"),
+        ),
+        ("PUT", ["_fake", "state"]) => match serde_json::from_slice::<State>(&request.body) {
+            Ok(new_state) => {
+                *state = new_state;
+                Response::empty(204)
+            }
+            Err(e) => Response::error(400, &format!("state: {e}")),
+        },
+        ("GET", ["_fake", "requests"]) => Response::json(200, json!(state.requests)),
+        ("GET", ["_fake", "dispatches"]) => Response::json(200, json!(state.dispatches)),
+        ("POST", ["_fake", "faults"]) => match serde_json::from_slice::<Fault>(&request.body) {
+            Ok(fault) => {
+                state.faults.push(fault);
+                Response::empty(204)
+            }
+            Err(e) => Response::error(400, &format!("fault: {e}")),
+        },
+        ("POST", ["graphql"]) => graphql(state, &body),
+        ("GET", ["orgs", org, "hooks", hook, "deliveries"]) => {
+            list_deliveries(state, org, hook, &request.query)
+        }
+        ("GET", ["orgs", org, "hooks", hook, "deliveries", id]) => {
+            match find_delivery(state, org, hook, id) {
+                Some(d) => Response::json(200, delivery_json(&d, true)),
+                None => not_found(),
+            }
+        }
+        ("POST", ["orgs", org, "hooks", hook, "deliveries", id, "attempts"]) => {
+            let Some(original) = find_delivery(state, org, hook, id) else {
+                return not_found();
+            };
+            let new_id = 900_000 + state.fresh_id();
+            let code = state.redelivery_status_code.unwrap_or(200);
+            let hook_id: u64 = hook.parse().unwrap_or(0);
+            state.redeliveries.push(RedeliveryRequest {
+                org: org.to_string(),
+                hook_id,
+                delivery_id: original.id,
+                guid: original.guid.clone(),
+            });
+            state.hook_mut(org, hook_id).deliveries.push(Delivery {
+                id: new_id,
+                redelivery: true,
+                delivered_at: format_rfc3339_utc(now),
+                status_code: code,
+                status: if (200..300).contains(&code) {
+                    "OK".into()
+                } else {
+                    format!("Invalid HTTP Response: {code}")
+                },
+                ..original
+            });
+            Response::json(202, json!({}))
+        }
+        (_, ["repos", owner, name, rest @ ..]) => {
+            let full = format!("{owner}/{name}");
+            if method == "POST" && rest == ["dispatches"] {
+                return dispatch(state, &full, &body);
+            }
+            let Some(repo) = state.repo_mut(&full) else {
+                return not_found();
+            };
+            repo_route(repo, method, rest, &request.query, &body, now)
+        }
+        _ => not_found(),
+    }
+}
+
+fn dispatch(state: &mut State, full: &str, body: &Value) -> Response {
+    let Some(repo) = state.repo(full) else {
+        return not_found();
+    };
+    let repository = repo.full_name.clone();
+    let event_type = body["event_type"].as_str().unwrap_or("");
+    if event_type.is_empty() || event_type.len() > 100 {
+        return Response::error(422, "Invalid request.\n\nevent_type is missing or too long");
+    }
+    let payload = body.get("client_payload").cloned().unwrap_or(json!({}));
+    // GitHub: "The maximum number of top-level properties is 10."
+    if payload.as_object().is_some_and(|o| o.len() > 10) {
+        return Response::error(
+            422,
+            "Invalid request.\n\nclient_payload has more than 10 properties",
+        );
+    }
+    state.dispatches.push(Dispatch {
+        repository,
+        event_type: event_type.to_string(),
+        client_payload: payload,
+    });
+    Response::empty(204)
+}
+
+fn find_delivery(state: &State, org: &str, hook: &str, id: &str) -> Option<Delivery> {
+    let id: u64 = id.parse().ok()?;
+    state
+        .hooks
+        .iter()
+        .find(|h| h.org.eq_ignore_ascii_case(org) && h.id.to_string() == hook)?
+        .deliveries
+        .iter()
+        .find(|d| d.id == id)
+        .cloned()
+}
+
+fn delivery_json(d: &Delivery, with_request: bool) -> Value {
+    let mut value = json!({
+        "id": d.id, "guid": d.guid, "delivered_at": d.delivered_at, "redelivery": d.redelivery,
+        "duration": d.duration, "status": d.status, "status_code": d.status_code, "event": d.event,
+        "action": d.action, "installation_id": null, "repository_id": d.repository_id,
+    });
+    if with_request {
+        value["request"] = json!({ "headers": { "X-GitHub-Delivery": d.guid, "X-GitHub-Event": d.event }, "payload": d.payload });
+        value["response"] = json!({ "headers": {}, "payload": "" });
+    }
+    value
+}
+
+/// Newest first, cursor-paginated like GitHub (`Link: <…?per_page=N&cursor=…>; rel="next"`).
+fn list_deliveries(state: &State, org: &str, hook: &str, query: &str) -> Response {
+    let Some(hook_state) = state
+        .hooks
+        .iter()
+        .find(|h| h.org.eq_ignore_ascii_case(org) && h.id.to_string() == hook)
+    else {
+        return not_found();
+    };
+    let mut all: Vec<&Delivery> = hook_state.deliveries.iter().collect();
+    all.sort_by_key(|d| std::cmp::Reverse(d.id));
+    let per_page = query_param(query, "per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100)
+        .min(state.page_size_cap.unwrap_or(100));
+    let start = match query_param(query, "cursor") {
+        Some(cursor) => {
+            let Some(id) = cursor
+                .strip_prefix("v1_")
+                .and_then(|c| c.parse::<u64>().ok())
+            else {
+                return Response::error(422, "Invalid cursor");
+            };
+            all.iter().position(|d| d.id <= id).unwrap_or(all.len())
+        }
+        None => 0,
+    };
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(per_page)
+        .map(|d| delivery_json(d, false))
+        .collect();
+    let mut response = Response::json(200, Value::Array(page));
+    if let Some(next) = all.get(start + per_page) {
+        response = response.header(
+            "link",
+            format!(
+                "</orgs/{org}/hooks/{hook}/deliveries?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
+                next.id
+            ),
+        );
+    }
+    // GitHub's Link URLs are absolute; the server fills in its own origin (see `server`).
+    response
+}
+
+fn graphql(state: &mut State, body: &Value) -> Response {
+    let query = body["query"].as_str().unwrap_or("");
+    if !query.contains("enablePullRequestAutoMerge") {
+        return Response::json(
+            200,
+            json!({ "errors": [{ "message": "the fake only knows enablePullRequestAutoMerge" }] }),
+        );
+    }
+    let id = body["variables"]["id"].as_str().unwrap_or("");
+    for repo in &mut state.repos {
+        let allowed = repo.allow_auto_merge;
+        let refusal = repo.auto_merge_refusal.clone();
+        if let Some(pull) = repo.pulls.iter_mut().find(|p| p.node_id == id) {
+            let refusal = if !allowed {
+                Some("Pull request Auto merge is not allowed for this repository".to_string())
+            } else {
+                refusal
+            };
+            return match refusal {
+                Some(message) => Response::json(
+                    200,
+                    json!({ "data": { "enablePullRequestAutoMerge": null }, "errors": [{ "type": "UNPROCESSABLE", "message": message }] }),
+                ),
+                None => {
+                    pull.auto_merge = true;
+                    Response::json(
+                        200,
+                        json!({ "data": { "enablePullRequestAutoMerge": { "pullRequest": { "number": pull.number } } } }),
+                    )
+                }
+            };
+        }
+    }
+    Response::json(
+        200,
+        json!({ "errors": [{ "type": "NOT_FOUND", "message": format!("Could not resolve to a node with the global id of '{id}'") }] }),
+    )
+}
+
+fn repo_json(repo: &Repo) -> Value {
+    json!({
+        "id": repo.id, "node_id": format!("R_{}", repo.id), "name": repo.full_name.split('/').nth(1),
+        "full_name": repo.full_name, "private": repo.private, "archived": repo.archived,
+        "default_branch": repo.default_branch, "allow_auto_merge": repo.allow_auto_merge,
+        "html_url": format!("https://github.com/{}", repo.full_name),
+    })
+}
+
+fn pull_json(repo: &Repo, pull: &Pull) -> Value {
+    json!({
+        "number": pull.number, "node_id": pull.node_id, "state": pull.state, "title": pull.title,
+        "body": pull.body, "auto_merge": if pull.auto_merge { json!({"merge_method": "squash"}) } else { Value::Null },
+        "html_url": format!("https://github.com/{}/pull/{}", repo.full_name, pull.number),
+        "head": { "ref": pull.head, "label": format!("{}:{}", repo.full_name.split('/').next().unwrap_or(""), pull.head) },
+        "base": { "ref": pull.base },
+    })
+}
+
+fn repo_route(
+    repo: &mut Repo,
+    method: &str,
+    rest: &[&str],
+    query: &str,
+    body: &Value,
+    now: i64,
+) -> Response {
+    match (method, rest) {
+        ("GET", []) => Response::json(200, repo_json(repo)),
+        ("GET", ["branches", branch @ ..]) => {
+            let branch = branch.join("/");
+            match repo.branches.get(&branch) {
+                Some(sha) => {
+                    let tree = repo.commits[sha].tree.clone();
+                    Response::json(
+                        200,
+                        json!({ "name": branch, "commit": { "sha": sha, "commit": { "tree": { "sha": tree } } } }),
+                    )
+                }
+                None => Response::error(404, "Branch not found"),
+            }
+        }
+        ("GET", ["git", "ref" | "refs", "heads", branch @ ..]) => {
+            let branch = branch.join("/");
+            match repo.branches.get(&branch) {
+                Some(sha) => Response::json(
+                    200,
+                    json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha, "type": "commit" } }),
+                ),
+                None => not_found(),
+            }
+        }
+        ("POST", ["git", "refs"]) => {
+            let (Some(name), Some(sha)) = (body["ref"].as_str(), body["sha"].as_str()) else {
+                return Response::error(
+                    422,
+                    "Invalid request.\n\n\"ref\" and \"sha\" are required",
+                );
+            };
+            let Some(branch) = name.strip_prefix("refs/heads/") else {
+                return Response::error(
+                    422,
+                    "Reference name must start with refs/heads/ in this fake",
+                );
+            };
+            if repo.branches.contains_key(branch) {
+                return Response::error(422, "Reference already exists");
+            }
+            if !repo.commits.contains_key(sha) {
+                return Response::error(422, "Object does not exist");
+            }
+            repo.branches.insert(branch.to_string(), sha.to_string());
+            Response::json(
+                201,
+                json!({ "ref": name, "object": { "sha": sha, "type": "commit" } }),
+            )
+        }
+        ("PATCH", ["git", "refs", "heads", branch @ ..]) => {
+            let branch = branch.join("/");
+            let Some(sha) = body["sha"].as_str() else {
+                return Response::error(422, "\"sha\" is required");
+            };
+            if !repo.branches.contains_key(&branch) {
+                return Response::error(422, "Reference does not exist");
+            }
+            if !repo.commits.contains_key(sha) {
+                return Response::error(422, "Object does not exist");
+            }
+            repo.branches.insert(branch.clone(), sha.to_string());
+            Response::json(
+                200,
+                json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha, "type": "commit" } }),
+            )
+        }
+        ("DELETE", ["git", "refs", "heads", branch @ ..]) => {
+            match repo.branches.remove(&branch.join("/")) {
+                Some(_) => Response::empty(204),
+                None => Response::error(422, "Reference does not exist"),
+            }
+        }
+        ("GET", ["commits", reference]) => match repo.resolve(reference) {
+            Some(sha) => {
+                let commit = &repo.commits[&sha];
+                Response::json(
+                    200,
+                    json!({ "sha": sha, "commit": { "message": commit.message, "tree": { "sha": commit.tree } }, "parents": commit.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>() }),
+                )
+            }
+            None => Response::error(422, &format!("No commit found for SHA: {reference}")),
+        },
+        ("GET", ["git", "commits", sha]) => match repo.commits.get(*sha) {
+            Some(commit) => Response::json(
+                200,
+                json!({ "sha": sha, "message": commit.message, "tree": { "sha": commit.tree }, "parents": commit.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>() }),
+            ),
+            None => not_found(),
+        },
+        ("GET", ["git", "trees", tree_ish]) => {
+            let tree_sha = if repo.trees.contains_key(*tree_ish) {
+                tree_ish.to_string()
+            } else {
+                match repo.resolve(tree_ish) {
+                    Some(commit) => repo.commits[&commit].tree.clone(),
+                    None => return not_found(),
+                }
+            };
+            let recursive = query_param(query, "recursive")
+                .is_some_and(|v| !v.is_empty() && v != "0" && v != "false");
+            let mut entries = Vec::new();
+            list_tree(repo, &tree_sha, "", recursive, &mut entries);
+            Response::json(
+                200,
+                json!({ "sha": tree_sha, "truncated": false, "tree": entries }),
+            )
+        }
+        ("GET", ["git", "blobs", sha]) => match repo.blobs.get(*sha) {
+            Some(content) => {
+                let size = STANDARD.decode(content).map(|b| b.len()).unwrap_or(0);
+                Response::json(
+                    200,
+                    json!({ "sha": sha, "size": size, "encoding": "base64", "content": content }),
+                )
+            }
+            None => not_found(),
+        },
+        ("GET", ["contents", path @ ..]) => {
+            let path = path.join("/");
+            let reference =
+                query_param(query, "ref").unwrap_or_else(|| repo.default_branch.clone());
+            let Some(commit) = repo.resolve(&reference) else {
+                return Response::error(404, &format!("No commit found for the ref {reference}"));
+            };
+            if let Some(blob) = repo.file_blob(&commit, &path) {
+                let content = repo.blobs[blob].clone();
+                return Response::json(
+                    200,
+                    json!({ "type": "file", "path": path, "name": path.rsplit('/').next(), "sha": blob, "encoding": "base64", "content": content, "size": repo.blob_bytes(blob).map(|b| b.len()).unwrap_or(0) }),
+                );
+            }
+            let prefix = if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}/")
+            };
+            let mut listing: Vec<Value> = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for (file, blob) in &repo.commits[&commit].files {
+                let Some(rest) = file.strip_prefix(&prefix) else {
+                    continue;
+                };
+                match rest.split_once('/') {
+                    None => listing
+                        .push(json!({ "type": "file", "name": rest, "path": file, "sha": blob })),
+                    Some((dir, _)) => {
+                        if seen.insert(dir.to_string()) {
+                            listing.push(json!({ "type": "dir", "name": dir, "path": format!("{prefix}{dir}") }));
+                        }
+                    }
+                }
+            }
+            if listing.is_empty() {
+                not_found()
+            } else {
+                Response::json(200, Value::Array(listing))
+            }
+        }
+        ("PUT", ["contents", path @ ..]) => {
+            let path = path.join("/");
+            let branch = body["branch"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| repo.default_branch.clone());
+            let Some(head) = repo.branches.get(&branch).cloned() else {
+                return Response::error(404, &format!("Branch {branch} not found"));
+            };
+            let Some(content) = body["content"]
+                .as_str()
+                .and_then(|c| STANDARD.decode(c).ok())
+            else {
+                return Response::error(
+                    422,
+                    "Invalid request.\n\n\"content\" wasn't supplied or is not base64.",
+                );
+            };
+            let message = body["message"].as_str().unwrap_or("");
+            if message.is_empty() {
+                return Response::error(422, "Invalid request.\n\n\"message\" wasn't supplied.");
+            }
+            let existing = repo.file_blob(&head, &path).cloned();
+            match (existing.as_deref(), body["sha"].as_str()) {
+                (Some(_), None) => {
+                    return Response::error(422, "Invalid request.\n\n\"sha\" wasn't supplied.")
+                }
+                (Some(current), Some(given)) if current != given => {
+                    return Response::error(409, &format!("{path} does not match {given}"))
+                }
+                _ => {}
+            }
+            let commit = repo
+                .commit(&branch, &[(&path, Some(&content))], message)
+                .expect("a write never fails");
+            let blob = repo.file_blob(&commit, &path).cloned();
+            Response::json(
+                if existing.is_some() { 200 } else { 201 },
+                json!({ "content": { "path": path, "sha": blob }, "commit": { "sha": commit } }),
+            )
+        }
+        ("DELETE", ["contents", path @ ..]) => {
+            let path = path.join("/");
+            let branch = body["branch"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| repo.default_branch.clone());
+            let Some(head) = repo.branches.get(&branch).cloned() else {
+                return Response::error(404, &format!("Branch {branch} not found"));
+            };
+            let Some(current) = repo.file_blob(&head, &path).cloned() else {
+                return not_found();
+            };
+            if body["sha"].as_str() != Some(current.as_str()) {
+                return Response::error(409, &format!("{path} does not match {}", body["sha"]));
+            }
+            let message = body["message"].as_str().unwrap_or("delete");
+            let commit = repo
+                .commit(&branch, &[(&path, None)], message)
+                .expect("the file exists");
+            Response::json(200, json!({ "content": null, "commit": { "sha": commit } }))
+        }
+        ("GET", ["pulls"]) => {
+            let state_filter = query_param(query, "state").unwrap_or_else(|| "open".into());
+            let head = query_param(query, "head");
+            let owner = repo.full_name.split('/').next().unwrap_or("").to_string();
+            let list: Vec<Value> = repo
+                .pulls
+                .iter()
+                .filter(|p| state_filter == "all" || p.state == state_filter)
+                .filter(|p| {
+                    head.as_deref()
+                        .is_none_or(|h| h.eq_ignore_ascii_case(&format!("{owner}:{}", p.head)))
+                })
+                .map(|p| pull_json(repo, p))
+                .collect();
+            Response::json(200, Value::Array(list))
+        }
+        ("GET", ["pulls", number]) => {
+            match repo.pulls.iter().find(|p| p.number.to_string() == *number) {
+                Some(p) => Response::json(200, pull_json(repo, p)),
+                None => not_found(),
+            }
+        }
+        ("POST", ["pulls"]) => {
+            let (Some(title), Some(head), Some(base)) = (
+                body["title"].as_str(),
+                body["head"].as_str(),
+                body["base"].as_str(),
+            ) else {
+                return Response::error(422, "Validation Failed");
+            };
+            let head = head.split_once(':').map_or(head, |(_, b)| b).to_string();
+            let owner = repo.full_name.split('/').next().unwrap_or("").to_string();
+            if repo
+                .pulls
+                .iter()
+                .any(|p| p.state == "open" && p.head == head && p.base == base)
+            {
+                return Response::json(
+                    422,
+                    json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {owner}:{head}.") }] }),
+                );
+            }
+            let (Some(head_sha), Some(base_sha)) =
+                (repo.branches.get(&head), repo.branches.get(base))
+            else {
+                return Response::json(
+                    422,
+                    json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "field": "head", "code": "invalid" }] }),
+                );
+            };
+            if head_sha == base_sha {
+                return Response::json(
+                    422,
+                    json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "code": "custom", "message": format!("No commits between {base} and {head}") }] }),
+                );
+            }
+            let number = repo.pulls.len() as u64 + 1;
+            let pull = Pull {
+                number,
+                node_id: format!("PR_fake_{}_{number}", repo.id),
+                state: "open".into(),
+                title: title.to_string(),
+                body: body["body"].as_str().unwrap_or("").to_string(),
+                head,
+                base: base.to_string(),
+                auto_merge: false,
+            };
+            let value = pull_json(repo, &pull);
+            repo.pulls.push(pull);
+            Response::json(201, value)
+        }
+        ("GET", ["actions", "workflows", workflow, "runs"]) => {
+            workflow_runs(repo, Some(workflow), query)
+        }
+        ("GET", ["actions", "runs"]) => workflow_runs(repo, None, query),
+        _ => {
+            let _ = now;
+            not_found()
+        }
+    }
+}
+
+fn list_tree(repo: &Repo, sha: &str, prefix: &str, recursive: bool, out: &mut Vec<Value>) {
+    let Some(items) = repo.trees.get(sha) else {
+        return;
+    };
+    for item in items {
+        let path = format!("{prefix}{}", item.name);
+        let mut entry = json!({ "path": path, "mode": if item.kind == "tree" { "040000" } else { "100644" }, "type": item.kind, "sha": item.sha });
+        if item.kind == "blob" {
+            entry["size"] = json!(repo.blob_bytes(&item.sha).map(|b| b.len()).unwrap_or(0));
+        }
+        out.push(entry);
+        if recursive && item.kind == "tree" {
+            list_tree(repo, &item.sha, &format!("{path}/"), true, out);
+        }
+    }
+}
+
+fn workflow_runs(repo: &Repo, workflow: Option<&str>, query: &str) -> Response {
+    // `created=>=2026-11-27T00:00:00Z` is the only filter the tools use.
+    let since = query_param(query, "created")
+        .and_then(|c| c.strip_prefix(">=").map(str::to_string))
+        .and_then(|c| upm_github::deliveries::parse_rfc3339_utc(&c));
+    let mut runs: Vec<&crate::state::WorkflowRun> =
+        repo.workflow_runs
+            .iter()
+            .filter(|r| workflow.is_none_or(|w| r.workflow == w))
+            .filter(|r| match since {
+                Some(since) => upm_github::deliveries::parse_rfc3339_utc(&r.created_at)
+                    .is_some_and(|t| t >= since),
+                None => true,
+            })
+            .collect();
+    runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let list: Vec<Value> = runs
+        .iter()
+        .map(|r| json!({ "id": r.id, "name": r.workflow, "display_title": r.display_title, "event": r.event, "status": r.status, "conclusion": r.conclusion, "created_at": r.created_at, "html_url": format!("https://github.com/{}/actions/runs/{}", repo.full_name, r.id) }))
+        .collect();
+    Response::json(
+        200,
+        json!({ "total_count": list.len(), "workflow_runs": list }),
+    )
+}

@@ -1,0 +1,415 @@
+//! The fake's world: repositories with real git-style objects, the organization hook's deliveries,
+//! recorded dispatches and redeliveries, the GitHub App, and scripted faults. All of it loads from and
+//! dumps to JSON, so a Node or shell test can seed it and read it back.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// Tokens accepted as `Authorization: Bearer|token …`. Empty (and no App) = no check.
+    pub tokens: Vec<String>,
+    pub app: Option<App>,
+    pub repos: Vec<Repo>,
+    pub hooks: Vec<Hook>,
+    /// Caps `per_page` on listings, so tests see several pages from few items.
+    pub page_size_cap: Option<usize>,
+    /// The status code a redelivery attempt records (default 200: the worker took it).
+    pub redelivery_status_code: Option<u16>,
+    pub faults: Vec<Fault>,
+    /// Recorded: every `POST /repos/{repo}/dispatches` accepted.
+    pub dispatches: Vec<Dispatch>,
+    /// Recorded: every redelivery asked for.
+    pub redeliveries: Vec<RedeliveryRequest>,
+    /// Recorded: every request, in order.
+    pub requests: Vec<RecordedRequest>,
+    /// Counter for ids (repositories, pulls, deliveries, runs).
+    pub next_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    pub app_id: String,
+    /// PEM (PKCS#1 or PKCS#8 public key, or the private key itself) used to verify the App's JWTs.
+    pub key_pem: String,
+    /// Installation id per organization (lower-case login).
+    pub installations: BTreeMap<String, u64>,
+    /// Lifetime of minted installation tokens (GitHub: 1 hour).
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: i64,
+    /// Recorded: installation tokens minted (`token`, `expires_at` Unix seconds).
+    #[serde(default)]
+    pub minted: Vec<(String, i64)>,
+}
+
+fn default_token_ttl() -> i64 {
+    3600
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Repo {
+    pub full_name: String,
+    pub id: u64,
+    pub default_branch: String,
+    pub private: bool,
+    pub archived: bool,
+    pub allow_auto_merge: bool,
+    /// When set, enabling auto-merge is refused with this message even where allowed (e.g.
+    /// "Pull request is in clean status").
+    pub auto_merge_refusal: Option<String>,
+    pub branches: BTreeMap<String, String>,
+    pub commits: BTreeMap<String, Commit>,
+    /// Tree sha → its direct children.
+    pub trees: BTreeMap<String, Vec<TreeItem>>,
+    /// Blob sha → base64 content.
+    pub blobs: BTreeMap<String, String>,
+    pub pulls: Vec<Pull>,
+    pub workflow_runs: Vec<WorkflowRun>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Commit {
+    pub tree: String,
+    pub parents: Vec<String>,
+    pub message: String,
+    /// Every file of the commit: path → blob sha (the flattened tree).
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TreeItem {
+    pub name: String,
+    /// `blob` or `tree`.
+    pub kind: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pull {
+    pub number: u64,
+    pub node_id: String,
+    pub state: String,
+    pub title: String,
+    pub body: String,
+    pub head: String,
+    pub base: String,
+    pub auto_merge: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkflowRun {
+    pub id: u64,
+    /// The workflow file, e.g. `handle-publish-request.yml`.
+    pub workflow: String,
+    pub display_title: String,
+    pub event: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hook {
+    pub org: String,
+    pub id: u64,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A delivery as GitHub lists it, plus the payload `…/deliveries/{id}` returns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Delivery {
+    pub id: u64,
+    pub guid: String,
+    pub delivered_at: String,
+    pub redelivery: bool,
+    pub duration: f64,
+    pub status: String,
+    pub status_code: u16,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository_id: Option<u64>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Dispatch {
+    pub repository: String,
+    pub event_type: String,
+    pub client_payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RedeliveryRequest {
+    pub org: String,
+    pub hook_id: u64,
+    pub delivery_id: u64,
+    pub guid: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    /// The bearer credential sent, if any (fake tokens only ever reach the fake).
+    pub token: Option<String>,
+    pub body: Option<serde_json::Value>,
+}
+
+/// A scripted failure: the next `times` requests matching `method` and `path_contains` (after
+/// `skip` matching ones pass) get `status` (or, without a status, are served normally) with the given
+/// headers and after `delay_ms`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fault {
+    pub method: Option<String>,
+    pub path_contains: Option<String>,
+    pub skip: u32,
+    pub times: u32,
+    pub status: Option<u16>,
+    pub message: Option<String>,
+    pub retry_after: Option<u64>,
+    pub rate_limit_remaining: Option<u64>,
+    /// `x-ratelimit-reset` as seconds from now.
+    pub rate_limit_reset_in: Option<i64>,
+    pub delay_ms: u64,
+}
+
+/// A change to one file in a commit: `Some(bytes)` writes, `None` deletes.
+pub type Change<'a> = (&'a str, Option<&'a [u8]>);
+
+pub fn git_hash(kind: &str, bytes: &[u8]) -> String {
+    let mut hasher = Sha1::new();
+    hasher.update(format!("{kind} {}\0", bytes.len()).as_bytes());
+    hasher.update(bytes);
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl State {
+    pub fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn repo(&self, full_name: &str) -> Option<&Repo> {
+        self.repos
+            .iter()
+            .find(|r| r.full_name.eq_ignore_ascii_case(full_name))
+    }
+
+    pub fn repo_mut(&mut self, full_name: &str) -> Option<&mut Repo> {
+        self.repos
+            .iter_mut()
+            .find(|r| r.full_name.eq_ignore_ascii_case(full_name))
+    }
+
+    /// Adds a repository with one empty-ish initial commit on `default_branch` (a README, so the
+    /// branch exists as on GitHub).
+    pub fn add_repo(&mut self, full_name: &str, default_branch: &str) -> &mut Repo {
+        let id = 1000 + self.fresh_id();
+        let mut repo = Repo {
+            full_name: full_name.to_string(),
+            id,
+            default_branch: default_branch.to_string(),
+            allow_auto_merge: true,
+            ..Repo::default()
+        };
+        repo.commit(
+            default_branch,
+            &[("README.md", Some(b"# fixture\n".as_slice()))],
+            "initial commit",
+        )
+        .expect("the first commit");
+        self.repos.push(repo);
+        self.repos.last_mut().expect("just pushed")
+    }
+
+    pub fn hook_mut(&mut self, org: &str, hook_id: u64) -> &mut Hook {
+        if let Some(index) = self
+            .hooks
+            .iter()
+            .position(|h| h.org.eq_ignore_ascii_case(org) && h.id == hook_id)
+        {
+            return &mut self.hooks[index];
+        }
+        self.hooks.push(Hook {
+            org: org.to_string(),
+            id: hook_id,
+            deliveries: Vec::new(),
+        });
+        self.hooks.last_mut().expect("just pushed")
+    }
+}
+
+impl Repo {
+    pub fn file_blob(&self, commit: &str, path: &str) -> Option<&String> {
+        self.commits.get(commit)?.files.get(path)
+    }
+
+    pub fn blob_bytes(&self, sha: &str) -> Option<Vec<u8>> {
+        STANDARD.decode(self.blobs.get(sha)?).ok()
+    }
+
+    /// Resolves a branch name or a commit sha to a commit sha.
+    pub fn resolve(&self, reference: &str) -> Option<String> {
+        let reference = reference.strip_prefix("refs/heads/").unwrap_or(reference);
+        if let Some(sha) = self.branches.get(reference) {
+            return Some(sha.clone());
+        }
+        self.commits
+            .contains_key(reference)
+            .then(|| reference.to_string())
+    }
+
+    /// Commits `changes` on top of `branch` (created from nothing if absent) and moves the branch.
+    /// Returns the new commit's sha.
+    pub fn commit(
+        &mut self,
+        branch: &str,
+        changes: &[Change<'_>],
+        message: &str,
+    ) -> Result<String, String> {
+        let parent = self.branches.get(branch).cloned();
+        let mut files = parent
+            .as_ref()
+            .and_then(|p| self.commits.get(p))
+            .map(|c| c.files.clone())
+            .unwrap_or_default();
+        for (path, content) in changes {
+            match content {
+                Some(bytes) => {
+                    let sha = git_hash("blob", bytes);
+                    self.blobs.insert(sha.clone(), STANDARD.encode(bytes));
+                    files.insert(path.to_string(), sha);
+                }
+                None => {
+                    if files.remove(*path).is_none() {
+                        return Err(format!("{path} does not exist"));
+                    }
+                }
+            }
+        }
+        let tree = self.write_tree(&files, "");
+        let body = format!(
+            "tree {tree}\n{}\n{message}\n{}",
+            parent.clone().unwrap_or_default(),
+            self.commits.len()
+        );
+        let sha = git_hash("commit", body.as_bytes());
+        self.commits.insert(
+            sha.clone(),
+            Commit {
+                tree,
+                parents: parent.into_iter().collect(),
+                message: message.to_string(),
+                files,
+            },
+        );
+        self.branches.insert(branch.to_string(), sha.clone());
+        Ok(sha)
+    }
+
+    /// Stores the tree for the directory `prefix` (and its subtrees) and returns its sha.
+    fn write_tree(&mut self, files: &BTreeMap<String, String>, prefix: &str) -> String {
+        let mut children: BTreeMap<String, TreeItem> = BTreeMap::new();
+        let mut subdirs: Vec<String> = Vec::new();
+        for (path, blob) in files {
+            let Some(rest) = path.strip_prefix(prefix) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                None => {
+                    children.insert(
+                        rest.to_string(),
+                        TreeItem {
+                            name: rest.to_string(),
+                            kind: "blob".into(),
+                            sha: blob.clone(),
+                        },
+                    );
+                }
+                Some((dir, _)) => {
+                    if !subdirs.iter().any(|d| d == dir) {
+                        subdirs.push(dir.to_string());
+                    }
+                }
+            }
+        }
+        for dir in subdirs {
+            let sha = self.write_tree(files, &format!("{prefix}{dir}/"));
+            children.insert(
+                dir.clone(),
+                TreeItem {
+                    name: dir,
+                    kind: "tree".into(),
+                    sha,
+                },
+            );
+        }
+        let items: Vec<TreeItem> = children.into_values().collect();
+        let body: String = items
+            .iter()
+            .map(|i| format!("{} {} {}\n", i.kind, i.name, i.sha))
+            .collect();
+        let sha = git_hash("tree", body.as_bytes());
+        self.trees.insert(sha.clone(), items);
+        sha
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_have_gits_object_ids() {
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            git_hash("blob", b"hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+    }
+
+    #[test]
+    fn commits_build_nested_trees_and_move_the_branch() {
+        let mut state = State::default();
+        let repo = state.add_repo("Studio/A", "main");
+        let first = repo.branches["main"].clone();
+        let sha = repo
+            .commit(
+                "main",
+                &[
+                    ("Packages/a/package.json", Some(b"{}")),
+                    ("Packages/b/package.json", Some(b"{\"x\":1}")),
+                ],
+                "two packages",
+            )
+            .unwrap();
+        assert_eq!(repo.branches["main"], sha);
+        assert_eq!(repo.commits[&sha].parents, vec![first]);
+        let root = &repo.trees[&repo.commits[&sha].tree];
+        assert_eq!(
+            root.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["Packages", "README.md"]
+        );
+        let packages = &repo.trees[&root[0].sha];
+        assert_eq!(packages.len(), 2);
+        assert!(repo.commit("main", &[("missing", None)], "x").is_err());
+    }
+}
