@@ -9,13 +9,11 @@ mod model;
 mod notify;
 mod pack;
 mod publish;
-// The sweep's decisions; the `reconcile` command that drives them over the shared GitHub client is
-// wired in next.
-#[allow(dead_code)]
 mod reconcile;
 mod registry;
 mod run;
 mod summary;
+mod sweep;
 mod validate;
 mod verify;
 
@@ -60,6 +58,10 @@ enum Command {
     /// write the job summary and audit file.
     #[command(after_help = AFTER_HELP)]
     Publish(PublishArgs),
+    /// Find versions on the registered repositories' publishing branches that the registry lacks, and
+    /// dispatch their publish (the net under every other net; run on a schedule).
+    #[command(after_help = sweep::AFTER_HELP)]
+    Reconcile(sweep::ReconcileArgs),
 }
 
 #[derive(Args)]
@@ -143,6 +145,7 @@ struct PublishArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Publish(args) => publish(args),
+        Command::Reconcile(args) => sweep::command(args),
     }
 }
 

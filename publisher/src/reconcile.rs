@@ -45,21 +45,8 @@ pub fn active_targets(registry_text: &str) -> Result<Vec<Target>, String> {
         .collect())
 }
 
-/// `GET /repos/{o}/{r}/git/trees/{sha}?recursive=1`, the fields we read.
-#[derive(Debug, Deserialize)]
-pub struct Tree {
-    pub tree: Vec<TreeEntry>,
-    #[serde(default)]
-    pub truncated: bool,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TreeEntry {
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub sha: String,
-}
+/// `GET /repos/{o}/{r}/git/trees/{sha}?recursive=1`, as the shared client reads it.
+pub use upm_github::api::Tree;
 
 /// A package.json of the tree worth reading: its directory and blob sha.
 #[derive(Debug, Clone, PartialEq, Eq)]
