@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn package_json_blobs_skip_dependency_and_generated_folders() {
-        let tree: Tree = serde_json::from_value(json!({"tree": [
+        let tree: Tree = serde_json::from_value(json!({"sha": "root", "tree": [
             {"path": "package.json", "type": "blob", "sha": "r"},
             {"path": "Packages/a/package.json", "type": "blob", "sha": "a"},
             {"path": "Packages/a/node_modules/x/package.json", "type": "blob", "sha": "n"},
@@ -515,7 +515,7 @@ mod tests {
         assert_eq!(got, [("", "r"), ("Packages/a", "a")]);
 
         let truncated: Tree =
-            serde_json::from_value(json!({"tree": [], "truncated": true})).unwrap();
+            serde_json::from_value(json!({"sha": "root", "tree": [], "truncated": true})).unwrap();
         assert!(manifest_blobs(&truncated)
             .unwrap_err()
             .contains("truncated"));
