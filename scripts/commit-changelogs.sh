@@ -17,7 +17,12 @@
 # two runs that each added a section at the top keep both sections rather than stopping on a conflict.
 set -euo pipefail
 
-: "${UPM_WORKSPACE:?}" "${UPM_BRANCH:?}"
+: "${UPM_WORKSPACE:?}"
+if [ -z "${UPM_BRANCH:-}" ]; then
+  # A manual replay may not name the branch: there is nowhere to push, which is not a failure.
+  echo "commit-changelogs: no branch given; the changelogs are not committed back" >&2
+  exit 0
+fi
 attempts="${UPM_PUSH_ATTEMPTS:-5}"
 name="${UPM_COMMIT_NAME:-upm-publisher}"
 email="${UPM_COMMIT_EMAIL:-upm-publisher@users.noreply.github.com}"

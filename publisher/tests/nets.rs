@@ -181,10 +181,14 @@ impl Origin {
     }
 
     fn commit_back(&self, attempts: &str) -> (i32, String) {
+        self.commit_back_to("main", attempts)
+    }
+
+    fn commit_back_to(&self, branch: &str, attempts: &str) -> (i32, String) {
         let out = Command::new("bash")
             .arg(repo_root().join("scripts/commit-changelogs.sh"))
             .env("UPM_WORKSPACE", &self.checkout)
-            .env("UPM_BRANCH", "main")
+            .env("UPM_BRANCH", branch)
             .env("UPM_PUSH_ATTEMPTS", attempts)
             .env("UPM_COMMIT_NAME", "upm-app[bot]")
             .env("UPM_COMMIT_EMAIL", "upm-app[bot]@users.noreply.github.com")
@@ -346,6 +350,23 @@ fn a_push_refused_every_time_gives_up_after_the_attempts() {
 }
 
 #[test]
+fn a_replay_without_a_branch_commits_nothing_and_is_not_an_error() {
+    let origin = Origin::new();
+    std::fs::write(
+        origin.checkout.join("p/CHANGELOG.md"),
+        with_section("1.1.0", "ours"),
+    )
+    .unwrap();
+    let (code, stderr) = origin.commit_back_to("", "1");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("no branch given"), "{stderr}");
+    assert_eq!(
+        git(&origin.bare, &["rev-parse", "main"]).trim(),
+        origin.published
+    );
+}
+
+#[test]
 fn nothing_to_commit_is_not_an_error() {
     let origin = Origin::new();
     let (code, stderr) = origin.commit_back("1");
@@ -491,4 +512,182 @@ fn a_failed_commit_back_after_a_good_publish_is_posted() {
         .contains("`commit-back`"));
     // The publisher's own audit is kept as it is.
     assert!(std::fs::read_to_string(&audit).unwrap().contains("com.s.a"));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fetching the CI-built binary (scripts/fetch-publisher.sh), with a stand-in `gh` on PATH: it answers
+// `gh api` by running the script's own `--jq` filter over canned workflow runs, serves artifacts from
+// directories, and accepts or refuses `gh attestation verify`.
+
+const FAKE_GH: &str = r#"#!/usr/bin/env bash
+echo "$*" >> "$FAKE_GH_LOG"
+case "$1" in
+  api) jq -r "$4" "$FAKE_GH_RUNS" ;;
+  run)
+    id="$3"; dir=""
+    while [ $# -gt 0 ]; do [ "$1" = "--dir" ] && dir="$2"; shift; done
+    [ -d "$FAKE_GH_ARTIFACTS/$id" ] || { echo "no artifact in run $id" >&2; exit 1; }
+    cp "$FAKE_GH_ARTIFACTS/$id"/* "$dir"/ ;;
+  attestation) [ "${FAKE_GH_ATTESTATION:-ok}" = ok ] || { echo "attestation refused" >&2; exit 1; } ;;
+  *) exit 2 ;;
+esac
+"#;
+
+const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+struct FetchWorld {
+    dir: tempfile::TempDir,
+}
+
+impl FetchWorld {
+    /// Runs of ci.yml for SHA, newest first: a pull request's (its own binary), a fork's push, and the
+    /// default branch's push. Each has an artifact; only the last is ours.
+    fn new() -> FetchWorld {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("gh"), FAKE_GH).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("gh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let runs = serde_json::json!({"workflow_runs": [
+            {"id": 30, "event": "pull_request", "conclusion": "success",
+             "head_repository": {"full_name": "studio/upm-central"}},
+            {"id": 20, "event": "push", "conclusion": "success",
+             "head_repository": {"full_name": "someone/upm-central"}},
+            {"id": 10, "event": "push", "conclusion": "success",
+             "head_repository": {"full_name": "studio/upm-central"}}
+        ]});
+        std::fs::write(dir.path().join("runs.json"), runs.to_string()).unwrap();
+        let world = FetchWorld { dir };
+        world.artifact(30, "echo pull-request-binary", true);
+        world.artifact(20, "echo fork-binary", true);
+        world.artifact(10, "echo upm-publisher 0.1.0", true);
+        world
+    }
+
+    /// An artifact: an executable script and its sha256 file (of other bytes when `honest` is false).
+    fn artifact(&self, run: u32, body: &str, honest: bool) {
+        let dir = self.dir.path().join(format!("artifacts/{run}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!("#!/bin/sh\n{body}\n");
+        std::fs::write(dir.join("upm-publisher"), &script).unwrap();
+        let hashed = if honest {
+            script
+        } else {
+            "other bytes".to_string()
+        };
+        use sha2::Digest;
+        let digest = hex_digest(&sha2::Sha256::digest(hashed.as_bytes()));
+        std::fs::write(
+            dir.join("upm-publisher.sha256"),
+            format!("{digest}  upm-publisher\n"),
+        )
+        .unwrap();
+    }
+
+    fn fetch(&self, envs: &[(&str, &str)]) -> (i32, String, std::path::PathBuf) {
+        let out = self.dir.path().join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut command = Command::new("bash");
+        command
+            .arg(repo_root().join("scripts/fetch-publisher.sh"))
+            .env("PATH", path)
+            .env("GITHUB_REPOSITORY", "studio/upm-central")
+            .env("GITHUB_SHA", SHA)
+            .env("UPM_PUBLISHER_DIR", &out)
+            .env("UPM_PUBLISHER_WAIT", "0")
+            .env("FAKE_GH_LOG", self.dir.path().join("gh.log"))
+            .env("FAKE_GH_RUNS", self.dir.path().join("runs.json"))
+            .env("FAKE_GH_ARTIFACTS", self.dir.path().join("artifacts"))
+            .env_remove("UPM_ATTESTATION")
+            .env_remove("FAKE_GH_ATTESTATION");
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).to_string()
+            + &String::from_utf8_lossy(&output.stdout);
+        eprintln!("--- fetch-publisher ---\n{text}");
+        (output.status.code().unwrap_or(-1), text, out)
+    }
+
+    fn gh_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gh.log")).unwrap_or_default()
+    }
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_binary_comes_from_the_default_branchs_own_ci_run_and_is_verified() {
+    let world = FetchWorld::new();
+    let (code, output, out) = world.fetch(&[]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("upm-publisher 0.1.0"),
+        "ran the fetched binary: {output}"
+    );
+    let fetched = std::fs::read_to_string(out.join("upm-publisher")).unwrap();
+    assert!(fetched.contains("upm-publisher 0.1.0"), "{fetched}");
+    let log = world.gh_log();
+    assert!(
+        log.contains(&format!("actions/workflows/ci.yml/runs?head_sha={SHA}")),
+        "{log}"
+    );
+    // Neither the pull request's nor the fork's artifact was even downloaded.
+    assert!(
+        !log.contains("run download 30") && !log.contains("run download 20"),
+        "{log}"
+    );
+    assert!(log.contains(&format!(
+        "attestation verify upm-publisher --repo studio/upm-central --signer-workflow studio/upm-central/.github/workflows/ci.yml --source-digest {SHA}"
+    )), "{log}");
+}
+
+#[test]
+fn a_tampered_or_unattested_binary_is_refused() {
+    let world = FetchWorld::new();
+    world.artifact(10, "echo tampered", false);
+    let (code, output, _) = world.fetch(&[]);
+    assert_ne!(code, 0, "{output}");
+    assert!(
+        output.contains("FAILED"),
+        "sha256sum reports the mismatch: {output}"
+    );
+    assert!(
+        !world.gh_log().contains("attestation"),
+        "nothing runs after the checksum"
+    );
+
+    let world = FetchWorld::new();
+    let (code, output, _) = world.fetch(&[("FAKE_GH_ATTESTATION", "refuse")]);
+    assert_ne!(code, 0, "{output}");
+    assert!(!output.contains("upm-publisher 0.1.0"), "not run: {output}");
+
+    // Where build provenance is unavailable, UPM_ATTESTATION=off keeps the other checks.
+    let (code, output, _) = world.fetch(&[
+        ("FAKE_GH_ATTESTATION", "refuse"),
+        ("UPM_ATTESTATION", "off"),
+    ]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("not checked"), "{output}");
+}
+
+#[test]
+fn no_build_for_the_commit_fails_once_the_wait_is_over() {
+    let world = FetchWorld::new();
+    std::fs::remove_dir_all(world.dir.path().join("artifacts/10")).unwrap();
+    let (code, output, _) = world.fetch(&[]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("ci.yml has no upm-publisher-linux-x64"),
+        "{output}"
+    );
 }
