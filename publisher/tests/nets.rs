@@ -691,3 +691,23 @@ fn no_build_for_the_commit_fails_once_the_wait_is_over() {
         "{output}"
     );
 }
+
+/// The two workflow lines the guarantees above rest on: no concurrency group (GitHub would cancel all
+/// but one pending run of a repository) and an empty `package_path` read as `*`.
+#[test]
+fn the_publish_workflow_neither_groups_runs_nor_narrows_an_empty_package_path() {
+    let text =
+        std::fs::read_to_string(repo_root().join(".github/workflows/handle-publish-request.yml"))
+            .unwrap();
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("concurrency:")),
+        "a concurrency group cancels pending runs"
+    );
+    let mapping = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("UPM_PACKAGE_PATHS:"))
+        .expect("the package_path mapping");
+    assert!(mapping.trim_end().ends_with("|| '*' }}"), "{mapping}");
+}
