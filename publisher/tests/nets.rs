@@ -494,6 +494,26 @@ fn a_failure_the_publisher_reported_itself_is_not_posted_twice() {
 }
 
 #[test]
+fn a_failed_commit_back_after_a_partly_failed_publish_is_still_posted() {
+    let discord = FakeServer::discord();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.json");
+    std::fs::write(&audit, r#"{"ok":false,"failed":[{"stage":"validate"}]}"#).unwrap();
+    let steps = r#"{"publish":{"outcome":"failure"},"commit-back":{"outcome":"failure"}}"#;
+
+    let (code, output) = report_failed_run(steps, &audit, &discord);
+
+    assert_eq!(code, 0, "{output}");
+    let posts = discord.requests();
+    assert_eq!(posts.len(), 1, "{output}");
+    let description = posts[0].json()["embeds"][0]["description"].to_string();
+    assert!(
+        description.contains("`commit-back`") && !description.contains("publish"),
+        "{description}"
+    );
+}
+
+#[test]
 fn a_failed_commit_back_after_a_good_publish_is_posted() {
     let discord = FakeServer::discord();
     let dir = tempfile::tempdir().unwrap();
