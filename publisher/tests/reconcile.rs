@@ -370,6 +370,62 @@ fn a_registry_outage_or_a_broken_repository_fails_its_line_only() {
     assert_eq!(github.dispatches().len(), 1, "nothing dispatched blindly");
 }
 
+/// A registry that answers 500: after three repositories in a row whose lookups failed, the rest of
+/// the sweep stops asking it (each lookup would otherwise wait through its retries) and fails their
+/// lines at once.
+#[test]
+fn after_three_registry_failures_in_a_row_the_sweep_stops_asking_the_registry() {
+    let broken_registry = FakeServer::start(|_| (500, br#"{"error":"down"}"#.to_vec()));
+    let mut world = World {
+        tokens: vec![READ_TOKEN.into(), DISPATCH_TOKEN.into()],
+        ..World::default()
+    };
+    let mut entries = Vec::new();
+    for name in ["r1", "r2", "r3", "r4"] {
+        let text = manifest(&format!("com.test.down-{name}"), "1.0.0");
+        world
+            .add_repo(&format!("studio/{name}"), "main")
+            .commit("main", &[("package.json", Some(text.as_slice()))], "feat")
+            .unwrap();
+        entries.push(format!(
+            r#"{{"url": "https://github.com/studio/{name}", "status": "active"}}"#
+        ));
+    }
+    let github = FakeGitHub::start(world).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry_file = dir.path().join("repositories.json");
+    std::fs::write(
+        &registry_file,
+        format!(r#"{{"repositories": [{}]}}"#, entries.join(",")),
+    )
+    .unwrap();
+    let reconcile = Reconcile {
+        github: &github,
+        registry_url: broken_registry.url.clone(),
+        registry_file,
+        state_dir: dir.path().join("state"),
+        budget: 500,
+        discord: None,
+    };
+
+    let sweep = reconcile.run();
+
+    assert_eq!(sweep.code, 1);
+    for name in ["r1", "r2", "r3", "r4"] {
+        let line = sweep.line(&format!("studio/{name}"));
+        assert_eq!(line["result"], "failed", "{line}");
+    }
+    let asked: Vec<String> = broken_registry
+        .requests()
+        .iter()
+        .map(|r| r.url.clone())
+        .collect();
+    // --attempts 2: two requests for each of the first three, none for the fourth.
+    assert_eq!(asked.len(), 6, "{asked:?}");
+    assert!(!asked.iter().any(|u| u.contains("down-r4")), "{asked:?}");
+    assert!(github.dispatches().is_empty());
+}
+
 #[test]
 fn the_budget_defers_what_it_cannot_reach_and_those_go_first_next_time() {
     let registry = Verdaccio::shared();
