@@ -100,22 +100,11 @@ pub fn sweep(settings: &Settings, targets: &[Target], state: &mut State, budget:
             }
             Err(Stop::Failed(why)) => Line::Failed(why),
             Ok((branch, sha, packages)) => {
-                let answers: Vec<Option<bool>> =
-                    if registry_failures >= REGISTRY_FAILURES_BEFORE_GIVING_UP {
-                        vec![None; packages.len()]
-                    } else {
-                        packages
-                            .iter()
-                            .map(|p| {
-                                let version = Version::parse(&p.version).ok()?;
-                                settings
-                                    .registry
-                                    .exists(&PackageName::new_unchecked(p.name.clone()), &version)
-                                    .map_err(|e| eprintln!("upm-publisher reconcile: {e}"))
-                                    .ok()
-                            })
-                            .collect()
-                    };
+                let answers = if registry_failures >= REGISTRY_FAILURES_BEFORE_GIVING_UP {
+                    vec![None; packages.len()]
+                } else {
+                    lookup(settings.registry, &packages)
+                };
                 let line = decide(&sha, &packages, &answers);
                 if matches!(line, Line::Failed(_)) {
                     registry_failures += 1;
@@ -143,6 +132,26 @@ pub fn sweep(settings: &Settings, targets: &[Target], state: &mut State, budget:
         requests: requests(settings) - start,
         not_modified,
     }
+}
+
+/// Is each package's version on the registry? Stops asking at the first unclear answer: one failed
+/// lookup already fails the line (`decide`), and the registry may be down.
+fn lookup(registry: &Registry, packages: &[Found]) -> Vec<Option<bool>> {
+    let mut answers = Vec::with_capacity(packages.len());
+    for package in packages {
+        let answer = Version::parse(&package.version).ok().and_then(|version| {
+            registry
+                .exists(&PackageName::new_unchecked(package.name.clone()), &version)
+                .map_err(|e| eprintln!("upm-publisher reconcile: {e}"))
+                .ok()
+        });
+        answers.push(answer);
+        if answer.is_none() {
+            answers.resize(packages.len(), None);
+            break;
+        }
+    }
+    answers
 }
 
 /// Reads the head of the publishing branch and the UPM packages there: `(branch, sha, packages)`.
