@@ -731,3 +731,95 @@ fn the_publish_workflow_neither_groups_runs_nor_narrows_an_empty_package_path() 
         .expect("the package_path mapping");
     assert!(mapping.trim_end().ends_with("|| '*' }}"), "{mapping}");
 }
+
+/// Runs a workflow step's `run: |` script with bash (as Actions does: `-e -o pipefail`) in `cwd`, with
+/// `GITHUB_OUTPUT` pointing at a file; returns the exit code, the output and what the step wrote there.
+fn run_step(
+    workflow: &str,
+    step: &str,
+    cwd: &Path,
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
+    let script = workflow_step_script(workflow, step);
+    let outputs = cwd.join("github-output");
+    let _ = std::fs::remove_file(&outputs);
+    let mut command = Command::new("bash");
+    command
+        .args(["-e", "-o", "pipefail", "-c", &script])
+        .current_dir(cwd)
+        .env("GITHUB_OUTPUT", &outputs);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.code().unwrap_or(-1),
+        text,
+        std::fs::read_to_string(&outputs).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn the_publish_request_is_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let workflow = ".github/workflows/handle-publish-request.yml";
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let (code, text, outputs) = run_step(
+        workflow,
+        "Check the request",
+        dir.path(),
+        &[
+            ("UPM_REPOSITORY", "Studio/Game-Client"),
+            ("UPM_COMMIT_SHA", sha),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(outputs, "owner=Studio\nname=Game-Client\n");
+    for (repository, commit) in [
+        ("studio/a/b", sha),
+        ("studio", sha),
+        ("studio/$(touch x)", sha),
+        ("studio/..", sha),
+        ("studio/game", "main"),
+        ("studio/game", "0123"),
+    ] {
+        let (code, text, outputs) = run_step(
+            workflow,
+            "Check the request",
+            dir.path(),
+            &[("UPM_REPOSITORY", repository), ("UPM_COMMIT_SHA", commit)],
+        );
+        assert_eq!(code, 1, "{repository} {commit}: {text}");
+        assert!(outputs.is_empty());
+    }
+    assert!(!dir.path().join("x").exists());
+}
+
+/// Reconcile's read token is scoped to the registry's active repositories of the workflow's owner.
+#[test]
+fn reconciles_token_covers_the_active_repositories_of_the_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/repositories.json"),
+        r#"{"repositories": [
+            {"url": "https://github.com/Studio/Alpha.git/", "status": "active"},
+            {"url": "Studio/beta", "status": "active", "branch": "release"},
+            {"url": "https://www.github.com/studio/Gamma", "status": "active"},
+            {"url": "https://github.com/Other/Delta", "status": "active"},
+            {"url": "https://github.com/Studio/Old", "status": "disabled"}
+        ]}"#,
+    )
+    .unwrap();
+    let workflow = ".github/workflows/reconcile.yml";
+    let step = "List the repositories to read";
+    let (code, text, outputs) = run_step(workflow, step, dir.path(), &[("OWNER", "studio")]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(outputs, "names=Alpha,Gamma,beta\n");
+
+    let (code, text, _) = run_step(workflow, step, dir.path(), &[("OWNER", "nobody")]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no active repository"), "{text}");
+}
