@@ -337,6 +337,16 @@ impl Remembered {
 /// The state file, keyed by the lower-cased `owner/name`.
 pub type State = BTreeMap<String, Remembered>;
 
+/// Forgets repositories that are no longer active in the registry, so the state file does not grow
+/// with every repository ever registered.
+pub fn prune(state: &mut State, targets: &[Target]) {
+    state.retain(|key, _| {
+        targets
+            .iter()
+            .any(|t| t.repository.eq_ignore_ascii_case(key))
+    });
+}
+
 /// The order of a sweep: repositories not examined for the longest first, so a budget that runs out
 /// never starves the same repositories twice in a row.
 pub fn order(targets: Vec<Target>, state: &State) -> Vec<Target> {
@@ -655,6 +665,21 @@ mod tests {
             .map(|t| t.repository)
             .collect();
         assert_eq!(ordered, ["Studio/B", "Studio/C", "Studio/A"]);
+    }
+
+    #[test]
+    fn repositories_no_longer_active_are_forgotten() {
+        let mut state = State::new();
+        state.insert("studio/a".into(), Remembered::default());
+        state.insert("studio/gone".into(), Remembered::default());
+        prune(
+            &mut state,
+            &[Target {
+                repository: "Studio/A".into(),
+                branch: None,
+            }],
+        );
+        assert_eq!(state.keys().collect::<Vec<_>>(), ["studio/a"]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use upm_github::{ClientConfig, Credentials, Error as GitHubError, GitHub, Secret
 use crate::model::PackageName;
 use crate::notify;
 use crate::reconcile::{
-    active_targets, alert, catch_up_payload, decide, dispatched, manifest_blobs, order,
+    active_targets, alert, catch_up_payload, decide, dispatched, manifest_blobs, order, prune,
     read_manifest, recently_dispatched, summary, Budget, Dispatch, Found, Known, Line, Manifest,
     Remembered, State, Target,
 };
@@ -447,6 +447,7 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
             eprintln!("upm-publisher reconcile: ignoring the ETag cache: {e}");
         }
     }
+    prune(&mut state, &targets);
     let targets = order(targets, &state);
     let sweep_id = std::env::var("GITHUB_RUN_ID")
         .ok()
