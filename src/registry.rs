@@ -112,6 +112,14 @@ impl Registry {
         self.entries.is_empty()
     }
 
+    /// Every entry, ordered by repository (for tools that walk the whole registry, such as the
+    /// publisher's reconcile sweep).
+    pub fn entries(&self) -> Vec<&Entry> {
+        let mut entries: Vec<&Entry> = self.entries.values().collect();
+        entries.sort_by(|a, b| a.repository.key().cmp(b.repository.key()));
+        entries
+    }
+
     pub fn lookup(&self, repository: &RepoName) -> Lookup<'_> {
         match self.entries.get(repository.key()) {
             None => Lookup::NotRegistered,

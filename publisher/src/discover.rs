@@ -26,21 +26,24 @@ pub enum Request {
 }
 
 impl Request {
-    /// `--package-paths`: comma-separated directories. Absent or `*` asks for a scan; an empty entry or
-    /// `.` is the repository root (the worker sends `""` for a root package.json).
+    /// `--package-paths`: comma-separated directories, `.` for the repository root. Absent, empty, or
+    /// containing `*` asks for a scan. Empty means "every package" because that is what the legacy
+    /// per-repository dispatchers and the original worker send (`package_path: ""`): reading the root
+    /// only would find nothing there and lose the bump. Empty entries inside a list are ignored.
     pub fn parse(list: Option<&str>) -> Request {
-        match list.map(str::trim) {
-            None | Some("*") => Request::Scan,
-            Some(list) => {
-                let mut paths: Vec<String> = Vec::new();
-                for raw in list.split(',') {
-                    let raw = raw.trim().to_string();
-                    if !paths.contains(&raw) {
-                        paths.push(raw);
-                    }
-                }
-                Request::Paths(paths)
+        let mut paths: Vec<String> = Vec::new();
+        for raw in list.unwrap_or("").split(',').map(str::trim) {
+            if raw == "*" {
+                return Request::Scan;
             }
+            if !raw.is_empty() && !paths.iter().any(|p| p == raw) {
+                paths.push(raw.to_string());
+            }
+        }
+        if paths.is_empty() {
+            Request::Scan
+        } else {
+            Request::Paths(paths)
         }
     }
 }
@@ -286,9 +289,14 @@ mod tests {
     fn request_parsing() {
         assert_eq!(Request::parse(None), Request::Scan);
         assert_eq!(Request::parse(Some(" * ")), Request::Scan);
+        // The legacy dispatchers' empty package_path: every package, never "the root only".
+        assert_eq!(Request::parse(Some("")), Request::Scan);
+        assert_eq!(Request::parse(Some("  ")), Request::Scan);
+        assert_eq!(Request::parse(Some(" , ")), Request::Scan);
+        assert_eq!(Request::parse(Some("a,*")), Request::Scan);
         assert_eq!(
-            Request::parse(Some("")),
-            Request::Paths(vec![String::new()])
+            Request::parse(Some("., a,")),
+            Request::Paths(vec![".".into(), "a".into()])
         );
         assert_eq!(
             Request::parse(Some("a, b ,a")),

@@ -11,9 +11,11 @@ mod notify;
 mod order;
 mod pack;
 mod publish;
+mod reconcile;
 mod registry;
 mod run;
 mod summary;
+mod sweep;
 mod validate;
 mod verify;
 
@@ -62,6 +64,10 @@ enum Command {
     /// Show what `publish` would pack for one package directory (files, sizes, shasum), like
     /// `npm pack --dry-run --json`, without contacting any registry.
     Pack(PackArgs),
+    /// Find versions on the registered repositories' publishing branches that the registry lacks, and
+    /// dispatch their publish (the net under every other net; run on a schedule).
+    #[command(after_help = sweep::AFTER_HELP)]
+    Reconcile(sweep::ReconcileArgs),
 }
 
 #[derive(Args)]
@@ -103,8 +109,8 @@ struct PublishArgs {
     #[arg(long, env = "UPM_BRANCH")]
     branch: Option<String>,
 
-    /// Comma-separated package directories relative to the repository root; `.` (or an empty entry)
-    /// is the root. Absent or `*`: every UPM package in the repository.
+    /// Comma-separated package directories relative to the repository root; `.` is the root. Absent,
+    /// empty or `*`: every UPM package in the repository.
     #[arg(long, env = "UPM_PACKAGE_PATHS", value_name = "DIRS")]
     package_paths: Option<String>,
 
@@ -157,6 +163,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Publish(args) => publish(args),
         Command::Pack(args) => pack_dry_run(args),
+        Command::Reconcile(args) => sweep::command(args),
     }
 }
 

@@ -203,6 +203,55 @@ fn check_stored(registry: &Registry, package: &Package, sent: &Digests) -> Resul
     Ok(verify::judge(sent, &dist, &Digests::of(&stored)))
 }
 
+/// Rounds of "read `latest`, correct it" after an upload; each round is at most two requests.
+const TAG_SETTLE_ROUNDS: u32 = 4;
+
+/// Does `candidate` displace `latest` under `choose_dist_tag`'s rule (higher, and a prerelease only
+/// displaces a prerelease)?
+fn displaces(candidate: &Version, latest: &Version) -> bool {
+    candidate > latest && (candidate.pre.is_empty() || !latest.pre.is_empty())
+}
+
+/// Where `latest` should point, if not where it is now: the highest published version that displaces
+/// it. Verdaccio's `latest` is the last upload to arrive, and the workflow does not serialise runs of
+/// one repository (see handle-publish-request.yml), so a run that chose `latest` from an older view of
+/// the package can arrive after a higher version and move the tag back.
+pub fn corrected_latest(now: Option<&str>, versions: &[Version]) -> Option<Version> {
+    let now = now.and_then(|v| Version::parse(v).ok());
+    versions
+        .iter()
+        .filter(|v| match &now {
+            Some(now) => displaces(v, now),
+            None => v.pre.is_empty(),
+        })
+        .max()
+        .cloned()
+}
+
+/// After our upload set `latest`, puts it on the highest version if a concurrent upload left it lower.
+/// Re-reads after each write, so runs that race here converge: whoever writes last confirms it.
+fn settle_latest(registry: &Registry, package: &Package) -> Result<(), String> {
+    for _ in 0..TAG_SETTLE_ROUNDS {
+        let Some(packument) = registry.packument(&package.name)? else {
+            return Ok(());
+        };
+        let now = packument.dist_tags.get("latest").map(String::as_str);
+        let Some(target) = corrected_latest(now, &packument.semver_versions()) else {
+            return Ok(());
+        };
+        eprintln!(
+            "upm-publisher: {}: `latest` is {} below the published {target} (a concurrent run \
+             arrived late); moving it to {target}",
+            package.name,
+            now.unwrap_or("(none)")
+        );
+        registry.set_dist_tag(&package.name, "latest", &target)?;
+    }
+    Err(format!(
+        "dist-tag `latest` kept moving backwards after {TAG_SETTLE_ROUNDS} corrections"
+    ))
+}
+
 /// Publishes one package whose version the registry lookup reported missing.
 /// `files` are the package's files as `pack::select_files` chose them (and validation checked them).
 pub fn publish_one(
@@ -319,7 +368,13 @@ pub fn publish_one(
             Err(e) => Outcome::Failed(Failed::of(package, Stage::Verify, e)),
             Ok(verdict) => match verdict_failure(package, &digests, verdict) {
                 Some(failed) => Outcome::Failed(failed),
-                None => Outcome::Published(Box::new(published(None))),
+                None => {
+                    let note = match tag.as_deref() {
+                        Some("latest") => settle_latest(registry, package).err(),
+                        _ => None,
+                    };
+                    Outcome::Published(Box::new(published(note)))
+                }
             },
         },
         // A 409 is never retried: the version exists, so the only question is whether it is ours.
@@ -438,6 +493,20 @@ mod tests {
             ChangeKind::Backport
         );
         assert_eq!(kind("1.0.0-preview.1", None, None), ChangeKind::Prerelease);
+    }
+
+    #[test]
+    fn latest_is_corrected_only_when_a_published_version_displaces_it() {
+        let versions = [v("1.0.0"), v("1.2.0"), v("1.1.0"), v("2.0.0-rc.1")];
+        assert_eq!(corrected_latest(Some("1.1.0"), &versions), Some(v("1.2.0")));
+        assert_eq!(corrected_latest(Some("1.2.0"), &versions), None);
+        assert_eq!(corrected_latest(None, &versions), Some(v("1.2.0")));
+        // A prerelease never displaces a stable latest; it does displace a lower prerelease.
+        assert_eq!(corrected_latest(Some("1.2.0"), &[v("2.0.0-rc.1")]), None);
+        assert_eq!(
+            corrected_latest(Some("2.0.0-rc.1"), &[v("2.0.0-rc.2"), v("1.0.0")]),
+            Some(v("2.0.0-rc.2"))
+        );
     }
 
     #[test]

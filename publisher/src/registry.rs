@@ -438,6 +438,33 @@ impl Registry {
         })
     }
 
+    /// Points `tag` at `version` (`npm dist-tag add`: `PUT /-/package/<name>/dist-tags/<tag>` with the
+    /// version as a JSON string).
+    pub fn set_dist_tag(
+        &self,
+        name: &PackageName,
+        tag: &str,
+        version: &semver::Version,
+    ) -> Result<(), String> {
+        let url = format!(
+            "{}/-/package/{}/dist-tags/{tag}",
+            self.base,
+            name.url_segment()
+        );
+        let body = serde_json::to_vec(&version.to_string()).map_err(|e| e.to_string())?;
+        let (answer, _) = self.with_retries(Method::Put(&body), &url)?;
+        match answer.status {
+            200 | 201 | 204 => Ok(()),
+            status => Err(format!(
+                "{} answered {status}{}",
+                redact_url(&url),
+                error_message(&answer.body)
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )),
+        }
+    }
+
     pub fn download(&self, url: &str) -> Result<Vec<u8>, String> {
         let (answer, _) = self.with_retries(Method::Get, url)?;
         match answer.status {
