@@ -80,8 +80,12 @@ impl World {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         };
+        let error = match (run.code, run.stderr.lines().last()) {
+            (0, _) | (_, None) => String::new(),
+            (_, Some(line)) => format!("stderr: {line}\n"),
+        };
         println!(
-            "$ upm {}\n{}(exit {})\n",
+            "$ upm {}\n{}{error}(exit {})\n",
             args.join(" "),
             run.stdout,
             run.code
@@ -319,6 +323,13 @@ fn registry_add_can_open_the_pull_request() {
     }
     let rerun = world.upm(&args);
     assert_eq!(rerun.code, 0);
+    assert!(
+        rerun
+            .stdout
+            .contains("pull request already open: https://github.com/Studio/Central/pull/1"),
+        "{}",
+        rerun.stdout
+    );
     assert_eq!(
         world
             .fake
@@ -430,9 +441,12 @@ fn deliveries_statistics_from_cursor_pages() {
     );
 }
 
+/// (path, body) of each request a recorder received.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
 /// An HTTP server that records request bodies and answers `status(path)`; it stops when the test
 /// drops the log.
-fn recorder(status: fn(&str) -> u16) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+fn recorder(status: fn(&str) -> u16) -> (String, Requests) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let url = format!(
         "http://127.0.0.1:{}",
