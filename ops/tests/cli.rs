@@ -1127,3 +1127,57 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
         .stdout
         .contains("1 version(s) on a publishing branch are not on the registry"));
 }
+
+// ---- credentials -----------------------------------------------------------------------------------
+
+#[test]
+fn a_github_app_from_the_environment() {
+    let key = include_str!("../../crates/github/tests/keys/app-pkcs1.pem");
+    let mut state = registry_state();
+    state.app = Some(upm_fake_github::state::App {
+        app_id: "4242".into(),
+        key_pem: key.into(),
+        installations: [("studio".to_string(), 77u64)].into(),
+        token_ttl_secs: 3600,
+        minted: Vec::new(),
+    });
+    let mut world = World::new(state, REGISTRY);
+    world.fake.state().tokens.clear();
+    world.env.push(("GITHUB_APP_ID".into(), "4242".into()));
+    // One line with `\n` escapes, as secrets are often stored.
+    world
+        .env
+        .push(("GITHUB_APP_PRIVATE_KEY".into(), key.replace('\n', "\\n")));
+    let run = world.upm(&["registry", "validate"]);
+    assert_eq!(run.code, 1, "Legacy is missing; the others are reachable");
+    assert!(
+        flat(&run.stdout).contains("2 of 3 reachable"),
+        "{}",
+        run.stdout
+    );
+    let minted = world.fake.state().app.as_ref().unwrap().minted.clone();
+    assert_eq!(minted.len(), 1, "one installation token for the whole run");
+    let requests = world.fake.requests();
+    assert_eq!(requests[0].path, "/orgs/Studio/installation");
+    assert!(requests
+        .iter()
+        .filter(|r| r.path.starts_with("/repos/"))
+        .all(|r| r.token.as_deref() == Some(minted[0].0.as_str())));
+    assert!(!run.stdout.contains(&minted[0].0) && !run.stderr.contains(&minted[0].0));
+    // A broken key is named, never printed.
+    world.env.pop();
+    world.env.push((
+        "GITHUB_APP_PRIVATE_KEY".into(),
+        "-----BEGIN RSA PRIVATE KEY-----\nnope\n-----END RSA PRIVATE KEY-----".into(),
+    ));
+    let broken = world.upm(&["registry", "list"]);
+    assert_eq!(broken.code, 2);
+    assert!(
+        broken
+            .stderr
+            .contains("not an RSA private key in PEM (PKCS#1 or PKCS#8)"),
+        "{}",
+        broken.stderr
+    );
+    assert!(!broken.stderr.contains("nope"));
+}
