@@ -444,9 +444,9 @@ fn deliveries_statistics_from_cursor_pages() {
 /// (path, body) of each request a recorder received.
 type Requests = Arc<Mutex<Vec<(String, String)>>>;
 
-/// An HTTP server that records request bodies and answers `status(path)`; it stops when the test
-/// drops the log.
-fn recorder(status: fn(&str) -> u16) -> (String, Requests) {
+/// An HTTP server that records request bodies and answers `answer(path)` (status, body); it stops
+/// when the test drops the log.
+fn recorder(answer: fn(&str) -> (u16, &'static str)) -> (String, Requests) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let url = format!(
         "http://127.0.0.1:{}",
@@ -460,9 +460,10 @@ fn recorder(status: fn(&str) -> u16) -> (String, Requests) {
             if let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(50)) {
                 let mut body = String::new();
                 let _ = std::io::Read::read_to_string(request.as_reader(), &mut body);
-                let code = status(request.url());
+                let (code, reply) = answer(request.url());
                 log.lock().unwrap().push((request.url().to_string(), body));
-                let _ = request.respond(tiny_http::Response::empty(code));
+                let _ =
+                    request.respond(tiny_http::Response::from_string(reply).with_status_code(code));
             }
         }
     });
@@ -471,7 +472,7 @@ fn recorder(status: fn(&str) -> u16) -> (String, Requests) {
 
 #[test]
 fn the_alert_fires_below_the_threshold_only() {
-    let (discord, posts) = recorder(|_| 204);
+    let (discord, posts) = recorder(|_| (204, ""));
     let mut world = World::new(deliveries_state(), REGISTRY);
     world.env.push((
         "DISCORD_WEBHOOK_URL".into(),
@@ -1077,13 +1078,17 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
             "packages",
         )
         .unwrap();
-    // The npm registry has com.studio.core@1.2.0 only.
-    let (npm, _requests) = recorder(|path| {
-        if path == "/com.studio.core/1.2.0" {
-            200
-        } else {
-            404
-        }
+    // The npm registry has com.studio.core 1.1.0 and 1.2.0, and com.studio.ui up to 1.9.0.
+    let (npm, _requests) = recorder(|path| match path {
+        "/com.studio.core" => (
+            200,
+            r#"{"name":"com.studio.core","versions":{"1.1.0":{},"1.2.0":{}},"dist-tags":{"latest":"1.2.0"}}"#,
+        ),
+        "/com.studio.ui" => (
+            200,
+            r#"{"name":"com.studio.ui","versions":{"1.9.0":{}},"dist-tags":{"latest":"1.9.0"}}"#,
+        ),
+        _ => (404, r#"{"error":"not found"}"#),
     });
     let world = World::new(state, MIGRATION_REGISTRY);
     let run = world.upm(&["status", "--registry", &npm, "--only-for-test-never-exists"]);
@@ -1098,12 +1103,12 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
             .to_string()
     };
     assert!(
-        line("com.studio.core").contains("1.2.0") && line("com.studio.core").contains(" yes "),
+        flat(&line("com.studio.core")).contains("com.studio.core 1.2.0 1.2.0 yes"),
         "{}",
         run.stdout
     );
     assert!(
-        line("com.studio.ui").contains("2.0.0") && line("com.studio.ui").contains(" NO "),
+        flat(&line("com.studio.ui")).contains("com.studio.ui 2.0.0 1.9.0 NO"),
         "{}",
         run.stdout
     );
