@@ -273,6 +273,22 @@ fn registry_validate_reports_per_line() {
 }
 
 #[test]
+fn an_etag_cache_file_makes_unchanged_answers_304() {
+    let world = World::new(registry_state(), REGISTRY);
+    let cache = world.dir.path().join("etags.json");
+    let cache = cache.to_str().unwrap();
+    world.upm(&["registry", "validate", "--etag-cache", cache]);
+    let first = world.fake.requests().len();
+    world.upm(&["registry", "validate", "--etag-cache", cache]);
+    let second: Vec<u16> = world.fake.requests()[first..]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    // Zeta, Alpha and their branches unchanged: 304; Legacy is still a 404 (not cached).
+    assert_eq!(second, [304, 304, 304, 304, 404]);
+}
+
+#[test]
 fn registry_add_can_open_the_pull_request() {
     let mut state = registry_state();
     state
