@@ -370,6 +370,18 @@ fn registry_add_can_open_the_pull_request() {
 /// read through several cursor pages.
 fn deliveries_state() -> State {
     let mut state = registry_state();
+    state
+        .add_repo("Studio/Central", "main")
+        .workflow_runs
+        .push(WorkflowRun {
+            id: 1,
+            workflow: "handle-publish-request.yml".into(),
+            display_title: "Publish Studio/Zeta@1a2b3c4 (delivery dispatched-502)".into(),
+            event: "repository_dispatch".into(),
+            status: "completed".into(),
+            conclusion: Some("success".into()),
+            created_at: format_rfc3339_utc(now() - 129_500),
+        });
     state.page_size_cap = Some(3);
     let zeta = state.repo("Studio/Zeta").unwrap().id;
     let alpha = state.repo("Studio/Alpha").unwrap().id;
@@ -395,20 +407,23 @@ fn deliveries_state() -> State {
         };
     // Ids grow with time, as at GitHub.
     // At the edge of GitHub's 3-day window (inside the safety margin): too old to redeliver.
-    push(1, "expired", 3 * 86_400 - 1800, 502, zeta, false, 10.0);
+    push(10, "expired", 3 * 86_400 - 1800, 502, zeta, false, 10.0);
     // A timeout (no HTTP answer), 2 days ago: outside --since 24h, inside the 3-day window.
-    push(2, "timeout-old", 2 * 86_400, 0, zeta, false, 10.0);
-    push(3, "ok-1", 7200, 200, zeta, false, 0.12);
-    push(4, "ok-2", 7000, 200, alpha, false, 0.10);
-    push(5, "ok-3", 6000, 202, alpha, false, 0.30);
+    push(20, "timeout-old", 2 * 86_400, 0, zeta, false, 10.0);
+    // Answered 502 a day and a half ago, but the dispatch went out (the central workflow ran for it):
+    // not redelivered.
+    push(25, "dispatched-502", 129_600, 502, zeta, false, 10.0);
+    push(30, "ok-1", 7200, 200, zeta, false, 0.12);
+    push(40, "ok-2", 7000, 200, alpha, false, 0.10);
+    push(50, "ok-3", 6000, 202, alpha, false, 0.30);
     // Failed, then redelivered successfully: recovered.
-    push(6, "recovered", 5000, 502, zeta, false, 9.8);
-    push(7, "recovered", 4000, 200, zeta, true, 0.2);
+    push(60, "recovered", 5000, 502, zeta, false, 9.8);
+    push(70, "recovered", 4000, 200, zeta, true, 0.2);
     // Failed twice, transient: should be redelivered.
-    push(8, "lost-502", 3000, 502, alpha, false, 10.0);
-    push(9, "lost-502", 2000, 503, alpha, true, 10.0);
+    push(80, "lost-502", 3000, 502, alpha, false, 10.0);
+    push(90, "lost-502", 2000, 503, alpha, true, 10.0);
     // Permanent: a bad signature.
-    push(10, "bad-signature", 1000, 401, zeta, false, 0.01);
+    push(100, "bad-signature", 1000, 401, zeta, false, 0.01);
     state
 }
 
@@ -578,6 +593,10 @@ fn redelivers_exactly_the_right_ones_and_is_safe_to_rerun() {
         skipped.contains(&("expired".into(), "outside_window".into())),
         "{skipped:?}"
     );
+    assert!(
+        skipped.contains(&("dispatched-502".into(), "already_dispatched".into())),
+        "the central run names the delivery: {skipped:?}"
+    );
     let asked: Vec<(String, u64)> = world
         .fake
         .state()
@@ -588,7 +607,10 @@ fn redelivers_exactly_the_right_ones_and_is_safe_to_rerun() {
     // Oldest first; the latest attempt of each guid.
     assert_eq!(
         asked,
-        [("timeout-old".to_string(), 2), ("lost-502".to_string(), 9)]
+        [
+            ("timeout-old".to_string(), 20),
+            ("lost-502".to_string(), 90)
+        ]
     );
 
     // GitHub delivered them (the fake records 200 attempts): nothing left to redeliver.
