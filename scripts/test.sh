@@ -30,6 +30,9 @@ bash scripts/test-worker.sh
 step "publisher: unit tests and tests against a real Verdaccio"
 bash scripts/test-publisher.sh
 
+step "ops: the GitHub client, the fake GitHub and the upm CLI (loopback)"
+bash scripts/test-ops.sh
+
 step "workflows: actionlint and zizmor"
 bash scripts/lint-workflows.sh
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use upm_github::client::now_unix;
 use upm_github::deliveries::{
-    plan_redeliveries, RedeliveryPlan, RedeliveryPolicy, REDELIVERY_WINDOW_SECS,
+    format_rfc3339_utc, plan_redeliveries, RedeliveryPlan, RedeliveryPolicy, REDELIVERY_WINDOW_SECS,
 };
 
 use crate::delivery_stats::{self, DeliveryStats};
@@ -107,8 +107,25 @@ pub fn run(
         }
     });
     let redelivery = if redeliver_failed {
-        // The CLI has no dispatch record of its own (the worker's KV has): GitHub's log decides.
-        let plan = plan_redeliveries(&deliveries, now, &RedeliveryPolicy::default(), |_| false);
+        // The CLI has no dispatch record of its own (the worker's KV has). What it can see: the central
+        // publish workflow's runs, whose run-name names the delivery. A delivery with a run was
+        // dispatched (its answer was lost, not the dispatch), so it is not redelivered.
+        let runs = match context.github.workflow_runs(
+            context.central.as_str(),
+            crate::migration::PUBLISH_WORKFLOW,
+            &format_rfc3339_utc(now - REDELIVERY_WINDOW_SECS),
+            5_000,
+        ) {
+            Ok(runs) => runs,
+            Err(e) => {
+                context.progress(&format!(
+                    "warning: the central publish runs could not be read ({e}); deciding from the delivery log alone"
+                ));
+                Vec::new()
+            }
+        };
+        let dispatched = |guid: &str| runs.iter().any(|r| r.display_title.contains(guid));
+        let plan = plan_redeliveries(&deliveries, now, &RedeliveryPolicy::default(), dispatched);
         let mut redelivered = Vec::new();
         let mut errors = Vec::new();
         if apply {

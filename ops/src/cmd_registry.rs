@@ -66,7 +66,8 @@ struct Change {
     pull_request: Option<String>,
 }
 
-/// Lines removed (`-`) and added (`+`) between two texts, for the plan printout.
+/// Lines removed (`-`) and added (`+`) between two texts, with one unchanged line of context on each
+/// side, for the plan printout.
 fn diff(before: &str, after: &str) -> Vec<String> {
     let b: Vec<&str> = before.lines().collect();
     let a: Vec<&str> = after.lines().collect();
@@ -77,10 +78,16 @@ fn diff(before: &str, after: &str) -> Vec<String> {
         .zip(a[prefix..].iter().rev())
         .take_while(|(x, y)| x == y)
         .count();
-    b[prefix..b.len() - suffix]
-        .iter()
-        .map(|l| format!("-{l}"))
+    if prefix == b.len() && prefix == a.len() {
+        return Vec::new();
+    }
+    let context_before = prefix.checked_sub(1).map(|i| format!(" {}", b[i]));
+    let context_after = b.get(b.len() - suffix).map(|l| format!(" {l}"));
+    context_before
+        .into_iter()
+        .chain(b[prefix..b.len() - suffix].iter().map(|l| format!("-{l}")))
         .chain(a[prefix..a.len() - suffix].iter().map(|l| format!("+{l}")))
+        .chain(context_after)
         .collect()
 }
 
@@ -92,6 +99,9 @@ fn print_change(context: &Context, change: &Change) {
                 "{}: nothing to change ({})\n",
                 change.repository, change.action
             ));
+            if let Some(pr) = &change.pull_request {
+                out.push_str(&format!("pull request already open: {pr}\n"));
+            }
             return out;
         }
         let verb = if change.applied {

@@ -1,10 +1,11 @@
 //! `upm status`: one table — each registered repository, its status, its UPM packages with the version
-//! on the publishing branch and whether the registry has it (unpublished bumps stand out), the last
-//! webhook delivery for it, and whether a dispatcher workflow is still present.
+//! on the publishing branch next to the registry's latest, whether the registry has that version
+//! (unpublished bumps stand out), the last webhook delivery for it, and whether a dispatcher workflow is
+//! still present.
 //!
 //! Cost: per repository one branch read, one recursive tree, one blob per package.json (all conditional
 //! GETs, so an unchanged repository is cheap), one contents read per dispatcher file, and one registry
-//! read per package.
+//! read (the packument) per package.
 
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ struct Row {
     branch: String,
     package: String,
     version: String,
+    /// The registry's `latest` dist-tag, `-` when it has no version of the package.
+    registry_latest: String,
     /// `yes`, `NO` (an unpublished bump), `?` (no registry configured or it failed).
     published: String,
     last_delivery: String,
@@ -62,6 +65,7 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
             branch: branch.to_string(),
             package: String::new(),
             version: String::new(),
+            registry_latest: String::new(),
             published: String::new(),
             last_delivery: String::new(),
             dispatcher: String::new(),
@@ -112,20 +116,26 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
             rows.push(row);
         }
         for (name, version) in packages {
-            let published = match &npm {
-                Some(npm) => match published(&agent, npm, &name, &version) {
-                    Some(true) => "yes".to_string(),
-                    Some(false) => {
-                        unpublished += 1;
-                        "NO".to_string()
+            let (published, registry_latest) = match &npm {
+                Some(npm) => match packument(&agent, npm, &name) {
+                    Some(Some(p)) if p.versions.contains_key(&version) => {
+                        ("yes".to_string(), p.latest())
                     }
-                    None => "?".to_string(),
+                    Some(found) => {
+                        unpublished += 1;
+                        (
+                            "NO".to_string(),
+                            found.map_or("-".to_string(), |p| p.latest()),
+                        )
+                    }
+                    None => ("?".to_string(), "?".to_string()),
                 },
-                None => "?".to_string(),
+                None => ("?".to_string(), "?".to_string()),
             };
             let mut row = base(&branch);
             row.package = name;
             row.version = version;
+            row.registry_latest = registry_latest;
             row.published = published;
             row.last_delivery = last_delivery.clone();
             row.dispatcher = dispatcher.clone();
@@ -142,6 +152,7 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
                     r.branch.clone(),
                     r.package.clone(),
                     r.version.clone(),
+                    r.registry_latest.clone(),
                     r.published.clone(),
                     r.last_delivery.clone(),
                     r.dispatcher.clone(),
@@ -155,6 +166,7 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
                 "BRANCH",
                 "PACKAGE",
                 "VERSION",
+                "REGISTRY LATEST",
                 "PUBLISHED",
                 "LAST DELIVERY",
                 "DISPATCHER",
@@ -223,18 +235,46 @@ fn packages(
     Ok(found)
 }
 
-/// Does the registry have `name@version`? `None` when it could not say.
-fn published(agent: &ureq::Agent, registry: &str, name: &str, version: &str) -> Option<bool> {
+/// The part of an npm packument we read.
+#[derive(serde::Deserialize)]
+struct Packument {
+    #[serde(default)]
+    versions: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, rename = "dist-tags")]
+    dist_tags: std::collections::BTreeMap<String, String>,
+}
+
+impl Packument {
+    fn latest(&self) -> String {
+        self.dist_tags
+            .get("latest")
+            .cloned()
+            .unwrap_or_else(|| "-".into())
+    }
+}
+
+/// The registry's packument for `name`: `Some(None)` when the registry has no such package, `None`
+/// when it could not say (an outage, a refusal).
+fn packument(agent: &ureq::Agent, registry: &str, name: &str) -> Option<Option<Packument>> {
+    // Scoped names keep the `@` and encode the `/`, as npm does.
     let encoded = name.replace('/', "%2f");
     let token = std::env::var("NPM_TOKEN").ok().filter(|t| !t.is_empty());
-    let mut request = agent.get(format!("{registry}/{encoded}/{version}"));
+    let mut request = agent.get(format!("{registry}/{encoded}"));
     if let Some(token) = &token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let response = request.call().ok()?;
+    let mut response = request.call().ok()?;
     match response.status().as_u16() {
-        200 => Some(true),
-        404 => Some(false),
+        200 => {
+            let text = response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .read_to_string()
+                .ok()?;
+            serde_json::from_str(&text).ok().map(Some)
+        }
+        404 => Some(None),
         _ => None,
     }
 }

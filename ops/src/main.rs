@@ -61,6 +61,9 @@ struct Global {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Keep GitHub's answers (ETags) in this file between runs: what did not change costs one 304.
+    #[arg(long, global = true, env = "UPM_ETAG_CACHE")]
+    etag_cache: Option<PathBuf>,
     /// Longest rate-limit wait before giving up, in seconds.
     #[arg(long, global = true, default_value_t = 120)]
     max_rate_limit_wait: u64,
@@ -197,6 +200,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(cache) = &cli.global.etag_cache {
+        if let Err(message) = context.github.load_etags(cache) {
+            eprintln!("upm: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Registry(command) => match command {
             RegistryCommand::List => cmd_registry::list(&context),
@@ -252,6 +261,11 @@ fn main() -> ExitCode {
             } => cmd_migrate::restore_dispatchers(&context, &only, direct, apply),
         },
     };
+    if let Some(cache) = &cli.global.etag_cache {
+        if let Err(message) = context.github.save_etags(cache) {
+            eprintln!("upm: ETag cache not saved: {message}");
+        }
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(message) => {

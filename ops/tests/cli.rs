@@ -80,8 +80,12 @@ impl World {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         };
+        let error = match (run.code, run.stderr.lines().last()) {
+            (0, _) | (_, None) => String::new(),
+            (_, Some(line)) => format!("stderr: {line}\n"),
+        };
         println!(
-            "$ upm {}\n{}(exit {})\n",
+            "$ upm {}\n{}{error}(exit {})\n",
             args.join(" "),
             run.stdout,
             run.code
@@ -269,6 +273,22 @@ fn registry_validate_reports_per_line() {
 }
 
 #[test]
+fn an_etag_cache_file_makes_unchanged_answers_304() {
+    let world = World::new(registry_state(), REGISTRY);
+    let cache = world.dir.path().join("etags.json");
+    let cache = cache.to_str().unwrap();
+    world.upm(&["registry", "validate", "--etag-cache", cache]);
+    let first = world.fake.requests().len();
+    world.upm(&["registry", "validate", "--etag-cache", cache]);
+    let second: Vec<u16> = world.fake.requests()[first..]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    // Zeta, Alpha and their branches unchanged: 304; Legacy is still a 404 (not cached).
+    assert_eq!(second, [304, 304, 304, 304, 404]);
+}
+
+#[test]
 fn registry_add_can_open_the_pull_request() {
     let mut state = registry_state();
     state
@@ -319,6 +339,13 @@ fn registry_add_can_open_the_pull_request() {
     }
     let rerun = world.upm(&args);
     assert_eq!(rerun.code, 0);
+    assert!(
+        rerun
+            .stdout
+            .contains("pull request already open: https://github.com/Studio/Central/pull/1"),
+        "{}",
+        rerun.stdout
+    );
     assert_eq!(
         world
             .fake
@@ -343,6 +370,18 @@ fn registry_add_can_open_the_pull_request() {
 /// read through several cursor pages.
 fn deliveries_state() -> State {
     let mut state = registry_state();
+    state
+        .add_repo("Studio/Central", "main")
+        .workflow_runs
+        .push(WorkflowRun {
+            id: 1,
+            workflow: "handle-publish-request.yml".into(),
+            display_title: "Publish Studio/Zeta@1a2b3c4 (delivery dispatched-502)".into(),
+            event: "repository_dispatch".into(),
+            status: "completed".into(),
+            conclusion: Some("success".into()),
+            created_at: format_rfc3339_utc(now() - 129_500),
+        });
     state.page_size_cap = Some(3);
     let zeta = state.repo("Studio/Zeta").unwrap().id;
     let alpha = state.repo("Studio/Alpha").unwrap().id;
@@ -368,20 +407,23 @@ fn deliveries_state() -> State {
         };
     // Ids grow with time, as at GitHub.
     // At the edge of GitHub's 3-day window (inside the safety margin): too old to redeliver.
-    push(1, "expired", 3 * 86_400 - 1800, 502, zeta, false, 10.0);
+    push(10, "expired", 3 * 86_400 - 1800, 502, zeta, false, 10.0);
     // A timeout (no HTTP answer), 2 days ago: outside --since 24h, inside the 3-day window.
-    push(2, "timeout-old", 2 * 86_400, 0, zeta, false, 10.0);
-    push(3, "ok-1", 7200, 200, zeta, false, 0.12);
-    push(4, "ok-2", 7000, 200, alpha, false, 0.10);
-    push(5, "ok-3", 6000, 202, alpha, false, 0.30);
+    push(20, "timeout-old", 2 * 86_400, 0, zeta, false, 10.0);
+    // Answered 502 a day and a half ago, but the dispatch went out (the central workflow ran for it):
+    // not redelivered.
+    push(25, "dispatched-502", 129_600, 502, zeta, false, 10.0);
+    push(30, "ok-1", 7200, 200, zeta, false, 0.12);
+    push(40, "ok-2", 7000, 200, alpha, false, 0.10);
+    push(50, "ok-3", 6000, 202, alpha, false, 0.30);
     // Failed, then redelivered successfully: recovered.
-    push(6, "recovered", 5000, 502, zeta, false, 9.8);
-    push(7, "recovered", 4000, 200, zeta, true, 0.2);
+    push(60, "recovered", 5000, 502, zeta, false, 9.8);
+    push(70, "recovered", 4000, 200, zeta, true, 0.2);
     // Failed twice, transient: should be redelivered.
-    push(8, "lost-502", 3000, 502, alpha, false, 10.0);
-    push(9, "lost-502", 2000, 503, alpha, true, 10.0);
+    push(80, "lost-502", 3000, 502, alpha, false, 10.0);
+    push(90, "lost-502", 2000, 503, alpha, true, 10.0);
     // Permanent: a bad signature.
-    push(10, "bad-signature", 1000, 401, zeta, false, 0.01);
+    push(100, "bad-signature", 1000, 401, zeta, false, 0.01);
     state
 }
 
@@ -430,9 +472,12 @@ fn deliveries_statistics_from_cursor_pages() {
     );
 }
 
-/// An HTTP server that records request bodies and answers `status(path)`; it stops when the test
-/// drops the log.
-fn recorder(status: fn(&str) -> u16) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+/// (path, body) of each request a recorder received.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
+/// An HTTP server that records request bodies and answers `answer(path)` (status, body); it stops
+/// when the test drops the log.
+fn recorder(answer: fn(&str) -> (u16, &'static str)) -> (String, Requests) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let url = format!(
         "http://127.0.0.1:{}",
@@ -446,9 +491,10 @@ fn recorder(status: fn(&str) -> u16) -> (String, Arc<Mutex<Vec<(String, String)>
             if let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(50)) {
                 let mut body = String::new();
                 let _ = std::io::Read::read_to_string(request.as_reader(), &mut body);
-                let code = status(request.url());
+                let (code, reply) = answer(request.url());
                 log.lock().unwrap().push((request.url().to_string(), body));
-                let _ = request.respond(tiny_http::Response::empty(code));
+                let _ =
+                    request.respond(tiny_http::Response::from_string(reply).with_status_code(code));
             }
         }
     });
@@ -457,7 +503,7 @@ fn recorder(status: fn(&str) -> u16) -> (String, Arc<Mutex<Vec<(String, String)>
 
 #[test]
 fn the_alert_fires_below_the_threshold_only() {
-    let (discord, posts) = recorder(|_| 204);
+    let (discord, posts) = recorder(|_| (204, ""));
     let mut world = World::new(deliveries_state(), REGISTRY);
     world.env.push((
         "DISCORD_WEBHOOK_URL".into(),
@@ -547,6 +593,10 @@ fn redelivers_exactly_the_right_ones_and_is_safe_to_rerun() {
         skipped.contains(&("expired".into(), "outside_window".into())),
         "{skipped:?}"
     );
+    assert!(
+        skipped.contains(&("dispatched-502".into(), "already_dispatched".into())),
+        "the central run names the delivery: {skipped:?}"
+    );
     let asked: Vec<(String, u64)> = world
         .fake
         .state()
@@ -557,7 +607,10 @@ fn redelivers_exactly_the_right_ones_and_is_safe_to_rerun() {
     // Oldest first; the latest attempt of each guid.
     assert_eq!(
         asked,
-        [("timeout-old".to_string(), 2), ("lost-502".to_string(), 9)]
+        [
+            ("timeout-old".to_string(), 20),
+            ("lost-502".to_string(), 90)
+        ]
     );
 
     // GitHub delivered them (the fake records 200 attempts): nothing left to redeliver.
@@ -1063,13 +1116,17 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
             "packages",
         )
         .unwrap();
-    // The npm registry has com.studio.core@1.2.0 only.
-    let (npm, _requests) = recorder(|path| {
-        if path == "/com.studio.core/1.2.0" {
-            200
-        } else {
-            404
-        }
+    // The npm registry has com.studio.core 1.1.0 and 1.2.0, and com.studio.ui up to 1.9.0.
+    let (npm, _requests) = recorder(|path| match path {
+        "/com.studio.core" => (
+            200,
+            r#"{"name":"com.studio.core","versions":{"1.1.0":{},"1.2.0":{}},"dist-tags":{"latest":"1.2.0"}}"#,
+        ),
+        "/com.studio.ui" => (
+            200,
+            r#"{"name":"com.studio.ui","versions":{"1.9.0":{}},"dist-tags":{"latest":"1.9.0"}}"#,
+        ),
+        _ => (404, r#"{"error":"not found"}"#),
     });
     let world = World::new(state, MIGRATION_REGISTRY);
     let run = world.upm(&["status", "--registry", &npm, "--only-for-test-never-exists"]);
@@ -1084,12 +1141,12 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
             .to_string()
     };
     assert!(
-        line("com.studio.core").contains("1.2.0") && line("com.studio.core").contains(" yes "),
+        flat(&line("com.studio.core")).contains("com.studio.core 1.2.0 1.2.0 yes"),
         "{}",
         run.stdout
     );
     assert!(
-        line("com.studio.ui").contains("2.0.0") && line("com.studio.ui").contains(" NO "),
+        flat(&line("com.studio.ui")).contains("com.studio.ui 2.0.0 1.9.0 NO"),
         "{}",
         run.stdout
     );
@@ -1112,4 +1169,58 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
     assert!(run
         .stdout
         .contains("1 version(s) on a publishing branch are not on the registry"));
+}
+
+// ---- credentials -----------------------------------------------------------------------------------
+
+#[test]
+fn a_github_app_from_the_environment() {
+    let key = include_str!("../../crates/github/tests/keys/app-pkcs1.pem");
+    let mut state = registry_state();
+    state.app = Some(upm_fake_github::state::App {
+        app_id: "4242".into(),
+        key_pem: key.into(),
+        installations: [("studio".to_string(), 77u64)].into(),
+        token_ttl_secs: 3600,
+        minted: Vec::new(),
+    });
+    let mut world = World::new(state, REGISTRY);
+    world.fake.state().tokens.clear();
+    world.env.push(("GITHUB_APP_ID".into(), "4242".into()));
+    // One line with `\n` escapes, as secrets are often stored.
+    world
+        .env
+        .push(("GITHUB_APP_PRIVATE_KEY".into(), key.replace('\n', "\\n")));
+    let run = world.upm(&["registry", "validate"]);
+    assert_eq!(run.code, 1, "Legacy is missing; the others are reachable");
+    assert!(
+        flat(&run.stdout).contains("2 of 3 reachable"),
+        "{}",
+        run.stdout
+    );
+    let minted = world.fake.state().app.as_ref().unwrap().minted.clone();
+    assert_eq!(minted.len(), 1, "one installation token for the whole run");
+    let requests = world.fake.requests();
+    assert_eq!(requests[0].path, "/orgs/Studio/installation");
+    assert!(requests
+        .iter()
+        .filter(|r| r.path.starts_with("/repos/"))
+        .all(|r| r.token.as_deref() == Some(minted[0].0.as_str())));
+    assert!(!run.stdout.contains(&minted[0].0) && !run.stderr.contains(&minted[0].0));
+    // A broken key is named, never printed.
+    world.env.pop();
+    world.env.push((
+        "GITHUB_APP_PRIVATE_KEY".into(),
+        "-----BEGIN RSA PRIVATE KEY-----\nnope\n-----END RSA PRIVATE KEY-----".into(),
+    ));
+    let broken = world.upm(&["registry", "list"]);
+    assert_eq!(broken.code, 2);
+    assert!(
+        broken
+            .stderr
+            .contains("not an RSA private key in PEM (PKCS#1 or PKCS#8)"),
+        "{}",
+        broken.stderr
+    );
+    assert!(!broken.stderr.contains("nope"));
 }

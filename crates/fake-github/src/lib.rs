@@ -144,86 +144,93 @@ impl Drop for FakeGitHub {
 
 const MAX_REQUEST_BODY: u64 = 16 * 1024 * 1024;
 
-fn serve(server: tiny_http::Server, shared: &Shared, url: &str) {
+/// Accepts requests and answers each on its own thread, so a scripted delay holds up only its own
+/// request (the state lock still serialises the routes themselves).
+fn serve(server: tiny_http::Server, shared: &Arc<Shared>, url: &str) {
     while !shared.stop.load(Ordering::Relaxed) {
-        let mut request = match server.recv_timeout(Duration::from_millis(50)) {
+        let request = match server.recv_timeout(Duration::from_millis(50)) {
             Ok(Some(request)) => request,
             Ok(None) => continue,
             Err(_) => break,
         };
-        shared.last_request_ms.store(now_ms(), Ordering::Relaxed);
-        let header = |name: &str| {
-            request
-                .headers()
-                .iter()
-                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-                .map(|h| h.value.as_str().to_string())
-        };
-        let (path, query) = match request.url().split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (request.url().to_string(), String::new()),
-        };
-        let authorization = header("authorization");
-        let if_none_match = header("if-none-match");
-        let accept = header("accept");
-        let mut body = Vec::new();
-        let _ = request
-            .as_reader()
-            .take(MAX_REQUEST_BODY)
-            .read_to_end(&mut body);
-        let fake_request = routes::Request {
-            method: request.method().as_str().to_ascii_uppercase(),
-            path,
-            query,
-            authorization,
-            if_none_match,
-            accept,
-            body,
-        };
-        if fake_request.method == "POST" && fake_request.path == "/_fake/shutdown" {
-            shared.stop.store(true, Ordering::Relaxed);
-            let _ = request.respond(tiny_http::Response::empty(204));
-            break;
-        }
-        let started = Instant::now();
-        let (response, dispatched) = {
-            let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            let before = state.dispatches.len();
-            let now = (now_ms() / 1000) as i64;
-            let response = routes::handle(&mut state, &fake_request, now);
-            // `get`: a test may have replaced the whole state (PUT /_fake/state) with fewer dispatches.
-            let fresh = state.dispatches.get(before..).map(<[_]>::to_vec);
-            (response, fresh.unwrap_or_default())
-        };
-        if let Some(hook) = shared
-            .on_dispatch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            for dispatch in &dispatched {
-                hook(dispatch);
-            }
-        }
-        let delay = Duration::from_millis(response.delay_ms).saturating_sub(started.elapsed());
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-        let mut reply =
-            tiny_http::Response::from_data(response.body).with_status_code(response.status);
-        for (name, value) in response.headers {
-            // Link URLs are absolute at GitHub; the routes write them relative to this server.
-            let value = if name == "link" {
-                value.replacen("</", &format!("<{url}/"), 1)
-            } else {
-                value
-            };
-            if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                reply.add_header(header);
-            }
-        }
-        let _ = request.respond(reply);
+        let shared = shared.clone();
+        let url = url.to_string();
+        std::thread::spawn(move || answer(request, &shared, &url));
     }
+}
+
+fn answer(mut request: tiny_http::Request, shared: &Shared, url: &str) {
+    shared.last_request_ms.store(now_ms(), Ordering::Relaxed);
+    let header = |name: &str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    let (path, query) = match request.url().split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (request.url().to_string(), String::new()),
+    };
+    let authorization = header("authorization");
+    let if_none_match = header("if-none-match");
+    let accept = header("accept");
+    let mut body = Vec::new();
+    let _ = request
+        .as_reader()
+        .take(MAX_REQUEST_BODY)
+        .read_to_end(&mut body);
+    let fake_request = routes::Request {
+        method: request.method().as_str().to_ascii_uppercase(),
+        path,
+        query,
+        authorization,
+        if_none_match,
+        accept,
+        body,
+    };
+    if fake_request.method == "POST" && fake_request.path == "/_fake/shutdown" {
+        shared.stop.store(true, Ordering::Relaxed);
+        let _ = request.respond(tiny_http::Response::empty(204));
+        return;
+    }
+    let started = Instant::now();
+    let (response, dispatched) = {
+        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        let before = state.dispatches.len();
+        let now = (now_ms() / 1000) as i64;
+        let response = routes::handle(&mut state, &fake_request, now);
+        // `get`: a test may have replaced the whole state (PUT /_fake/state) with fewer dispatches.
+        let fresh = state.dispatches.get(before..).map(<[_]>::to_vec);
+        (response, fresh.unwrap_or_default())
+    };
+    if let Some(hook) = shared
+        .on_dispatch
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        for dispatch in &dispatched {
+            hook(dispatch);
+        }
+    }
+    let delay = Duration::from_millis(response.delay_ms).saturating_sub(started.elapsed());
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    let mut reply = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    for (name, value) in response.headers {
+        // Link URLs are absolute at GitHub; the routes write them relative to this server.
+        let value = if name == "link" {
+            value.replacen("</", &format!("<{url}/"), 1)
+        } else {
+            value
+        };
+        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            reply.add_header(header);
+        }
+    }
+    let _ = request.respond(reply);
 }
 
 /// Stops the binary when nobody talks to it or its parent is gone, so a crashed test never leaves

@@ -272,10 +272,13 @@ fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
         claims["iat"].as_i64().unwrap_or(0),
         claims["exp"].as_i64().unwrap_or(0),
     );
-    if claims["iss"].as_str() != Some(app.app_id.as_str())
-        && claims["iss"].as_i64().map(|i| i.to_string()) != Some(app.app_id.clone())
-    {
-        return Err("'Issuer' claim ('iss') does not name the App".into());
+    // A numeric App id must come as a JSON number; a client id as a string.
+    let issuer_ok = match app.app_id.parse::<i64>() {
+        Ok(id) => claims["iss"].as_i64() == Some(id),
+        Err(_) => claims["iss"].as_str() == Some(app.app_id.as_str()),
+    };
+    if !issuer_ok {
+        return Err("'Issuer' claim ('iss') must be an Integer".into());
     }
     // GitHub: exp no more than 10 minutes into the future; iat not in the future.
     if exp <= now || exp - now > 600 || iat > now + 60 {

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{file_path, segment, GitHub};
+use crate::client::{file_path, segment, Fetched, GitHub};
 use crate::deliveries::HookDelivery;
 use crate::error::{Error, Result};
 
@@ -145,6 +145,21 @@ impl GitHub {
             repo_path(full_name),
             segment(branch)
         ))
+    }
+
+    /// A branch's head, saying whether it is unchanged since the last read (one 304 request): what a
+    /// sweep over many repositories uses to skip the ones nobody pushed to.
+    pub fn branch_fetched(&self, full_name: &str, branch: &str) -> Result<Option<Fetched<Branch>>> {
+        let path = format!(
+            "/repos/{}/branches/{}",
+            repo_path(full_name),
+            segment(branch)
+        );
+        match self.get_fetched(&path) {
+            Ok(fetched) => Ok(Some(fetched)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `tree_ish` is a tree sha, a commit sha or a branch name; `recursive` lists every file at once.

@@ -99,10 +99,16 @@ impl AppCredentials {
     /// more than 10 minutes ahead and recommends back-dating `iat` by 60 s against clock drift.
     pub fn jwt(&self, now_unix: i64) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        // `iss` is the App id (GitHub wants a JSON number: "'Issuer' claim ('iss') must be an
+        // Integer") or the App's client id (a string such as `Iv23li…`).
+        let issuer = match self.app_id.parse::<u64>() {
+            Ok(id) => serde_json::Value::from(id),
+            Err(_) => serde_json::Value::from(self.app_id.as_str()),
+        };
         let claims = serde_json::json!({
             "iat": now_unix - 60,
             "exp": now_unix + 9 * 60,
-            "iss": self.app_id,
+            "iss": issuer,
         });
         let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signing_input = format!("{header}.{claims}");
@@ -244,7 +250,7 @@ pub(crate) mod tests {
         assert_eq!(header["alg"], "RS256");
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-        assert_eq!(claims["iss"], "42");
+        assert_eq!(claims["iss"], 42, "a numeric App id is a JSON number");
         assert_eq!(claims["iat"], 1_000_000 - 60);
         assert_eq!(claims["exp"], 1_000_000 + 540);
         let key = RsaPrivateKey::from_pkcs8_pem(TEST_KEY_PKCS8).unwrap();
@@ -254,6 +260,20 @@ pub(crate) mod tests {
         verifier
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .unwrap();
+        let by_client_id = AppCredentials::new(
+            "Iv23liAbC",
+            &Secret::new(TEST_KEY_PKCS1),
+            Installation::Id(1),
+        )
+        .unwrap()
+        .jwt(1_000_000);
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(by_client_id.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iss"], "Iv23liAbC", "a client id is a string");
         let mut tampered = format!("{}.{}", parts[0], parts[1]).into_bytes();
         tampered[0] ^= 1;
         assert!(verifier.verify(&tampered, &signature).is_err());

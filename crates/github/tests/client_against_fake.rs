@@ -608,3 +608,43 @@ fn a_wrong_app_key_is_refused_by_github() {
     assert!(matches!(err, Error::Auth(_)), "{err}");
     assert!(err.to_string().contains("401"), "{err}");
 }
+
+#[test]
+fn a_branch_read_says_whether_it_moved() {
+    let fake = fake();
+    let github = client(&fake);
+    let first = github
+        .branch_fetched("Studio/Core", "main")
+        .unwrap()
+        .unwrap();
+    let second = github
+        .branch_fetched("Studio/Core", "main")
+        .unwrap()
+        .unwrap();
+    assert!(!first.not_modified && second.not_modified);
+    assert_eq!(first.value, second.value);
+    assert!(github
+        .branch_fetched("Studio/Core", "gone")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_slow_answer_times_out_and_the_read_is_retried() {
+    let fake = fake();
+    fake.fault(Fault {
+        delay_ms: 1500,
+        times: 1,
+        ..Fault::default()
+    });
+    let github = GitHub::new(
+        ClientConfig {
+            timeout: Duration::from_millis(700),
+            ..config(&fake)
+        },
+        Credentials::Token(Secret::new(TOKEN)),
+    )
+    .unwrap();
+    github.repository("Studio/Core").unwrap();
+    assert_eq!(github.stats().retries, 1);
+}
