@@ -1,0 +1,335 @@
+// The promise, end to end: a version bump on a registered repository is published exactly once, even
+// when a delivery, a dispatch, a run or a runner fails. Each row pushes to real git repositories and
+// asserts what reached the registry, what Discord was told, and what the worker logged. The rows share
+// one world (tests/system/world.mjs) and run in order; each uses repositories of its own.
+//
+// scripts/test-system.sh builds the pieces and runs this file; it prints "push → published" per row.
+
+import assert from "node:assert/strict";
+import { after, afterEach, before, test } from "node:test";
+
+import { bumpVersion, writeUnityPackage } from "./git.mjs";
+import { sleep } from "./services.mjs";
+import { CENTRAL, ORG, World } from "./world.mjs";
+
+const url = (name) => `https://github.com/${ORG}/${name}`;
+const REGISTRY = {
+  $schema: "./schema.json",
+  repositories: [
+    { url: url("core-utils"), status: "active" },
+    { url: url("multi"), status: "active" },
+    { url: url("already"), status: "active" },
+    { url: url("toggle"), status: "disabled", note: "paused by the studio" },
+    { url: url("mixed"), status: "active" },
+    { url: url("quick"), status: "active" },
+    { url: url("flaky-dispatch"), status: "active" },
+    { url: url("outage"), status: "active" },
+    { url: url("legacy"), status: "active" },
+    ...Array.from({ length: 10 }, (_, i) => ({ url: url(`burst-${String(i).padStart(2, "0")}`), status: "active" })),
+  ],
+};
+
+let world;
+const timings = [];
+
+before(async () => {
+  world = await World.start({ registry: REGISTRY });
+});
+
+// Every row: each delivery it made has its one log line, and no secret leaked anywhere.
+afterEach(() => world?.assertDeliveriesLogged());
+
+after(async () => {
+  await world?.stop();
+  if (timings.length) {
+    console.log("\nsystem matrix: push → published");
+    for (const { row, ms } of timings) console.log(`  ${row.padEnd(58)} ${ms === null ? "—" : `${ms} ms`}`);
+  }
+});
+
+/// A repository with UPM packages at `dirs` (each `[dir, name, version]`), pushed once as its initial
+/// state (before the repository is watched, so nothing publishes) and mirrored to the fake GitHub.
+async function repoWith(name, packages) {
+  const repo = world.repo(`${ORG}/${name}`);
+  for (const [dir, packageName, version] of packages) writeUnityPackage(repo, dir, { name: packageName, version });
+  repo.commit("Initial import");
+  repo.push();
+  await world.mirror(repo);
+  return repo;
+}
+
+/// Messages Discord received that mention `text`.
+function discordMentions(text) {
+  return world.discord.messages.filter((m) => JSON.stringify(m).includes(text));
+}
+
+function logFor(guid) {
+  return world.deliveryLogs().find((line) => line.delivery === guid);
+}
+
+test("happy path: one bump, one publish, one Discord message", async () => {
+  const repo = await repoWith("core-utils", [["Packages/com.studio.core-utils", "com.studio.core-utils", "1.0.0"]]);
+  bumpVersion(repo, "Packages/com.studio.core-utils", "1.1.0");
+  repo.commit("Core utils 1.1.0");
+  const pushed = Date.now();
+  const { status, answer, guid } = await world.push(repo);
+  assert.equal(status, 200);
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  assert.equal(answer.package_path, "Packages/com.studio.core-utils");
+  await world.waitPublished([["com.studio.core-utils", "1.1.0"]]);
+  timings.push({ row: "happy path", ms: Date.now() - pushed });
+  await world.runner.idle();
+  assert.deepEqual(await world.verdaccio.versions("com.studio.core-utils"), ["1.1.0"]);
+  assert.equal(logFor(guid).outcome, "dispatched");
+  await world.assertAnnounced("com.studio.core-utils", "1.1.0");
+});
+
+test("multi-package repository: both bumped packages publish from one push", async () => {
+  const repo = await repoWith("multi", [
+    ["Packages/com.studio.multi-a", "com.studio.multi-a", "0.1.0"],
+    ["Packages/com.studio.multi-b", "com.studio.multi-b", "0.1.0"],
+  ]);
+  bumpVersion(repo, "Packages/com.studio.multi-a", "0.2.0");
+  bumpVersion(repo, "Packages/com.studio.multi-b", "0.3.0");
+  repo.commit("Bump both");
+  const pushed = Date.now();
+  const { answer } = await world.push(repo);
+  assert.equal(answer.outcome, "dispatched");
+  assert.deepEqual(answer.package_path.split(",").sort(), ["Packages/com.studio.multi-a", "Packages/com.studio.multi-b"]);
+  await world.waitPublished([
+    ["com.studio.multi-a", "0.2.0"],
+    ["com.studio.multi-b", "0.3.0"],
+  ]);
+  timings.push({ row: "multi-package repository", ms: Date.now() - pushed });
+  await world.assertAnnounced("com.studio.multi-a", "0.2.0");
+  await world.assertAnnounced("com.studio.multi-b", "0.3.0");
+});
+
+test("already published: the version on the registry is skipped, nothing uploaded twice", async () => {
+  await world.verdaccio.seed("com.studio.already", "2.0.0");
+  const repo = await repoWith("already", [["Packages/com.studio.already", "com.studio.already", "1.0.0"]]);
+  // A push that sets the version the registry already has (e.g. a merge of a branch released elsewhere).
+  bumpVersion(repo, "Packages/com.studio.already", "2.0.0");
+  repo.commit("Align with the released 2.0.0");
+  const { answer } = await world.push(repo);
+  assert.equal(answer.outcome, "dispatched");
+  const [run] = await world.runner.runsFor(`${ORG}/already`);
+  assert.equal(run.exitCode, 0, run.output);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.already"), ["2.0.0"]);
+  timings.push({ row: "already published (skip)", ms: null });
+});
+
+test("unregistered repository: ignored with a reason, nothing dispatched", async () => {
+  const before = (await world.github.dispatches()).length;
+  const repo = await repoWith("not-registered", [["Packages/com.studio.stray", "com.studio.stray", "1.0.0"]]);
+  bumpVersion(repo, "Packages/com.studio.stray", "1.0.1");
+  repo.commit("Bump");
+  const { status, answer, guid } = await world.push(repo);
+  assert.equal(status, 200);
+  assert.equal(answer.outcome, "ignored");
+  assert.match(answer.reason, /regist/i);
+  assert.equal((await world.github.dispatches()).length, before);
+  assert.equal(logFor(guid).outcome, "ignored");
+  assert.deepEqual(await world.verdaccio.versions("com.studio.stray"), []);
+  timings.push({ row: "unregistered repository (ignored)", ms: null });
+});
+
+test("disabled, then re-enabled by a push to the registry file", async () => {
+  const repo = await repoWith("toggle", [["Packages/com.studio.toggle", "com.studio.toggle", "1.0.0"]]);
+  bumpVersion(repo, "Packages/com.studio.toggle", "1.0.1");
+  repo.commit("Bump while disabled");
+  const disabled = await world.push(repo);
+  assert.equal(disabled.answer.outcome, "ignored");
+  assert.match(disabled.answer.reason, /disabled/);
+
+  // The studio enables it in the central repository; that push refreshes the worker's registry at once.
+  const registry = structuredClone(REGISTRY);
+  registry.repositories.find((r) => r.url === url("toggle")).status = "active";
+  world.central.write("config/repositories.json", registry);
+  world.central.commit("Enable toggle");
+  const central = await world.push(world.central);
+  assert.equal(central.status, 200);
+
+  bumpVersion(repo, "Packages/com.studio.toggle", "1.0.2");
+  repo.commit("Bump once enabled");
+  const pushed = Date.now();
+  const enabled = await world.push(repo);
+  assert.equal(enabled.answer.outcome, "dispatched", JSON.stringify(enabled.answer));
+  await world.waitPublished([["com.studio.toggle", "1.0.2"]]);
+  timings.push({ row: "disabled, re-enabled by a registry push", ms: Date.now() - pushed });
+  await world.runner.idle();
+  // 1.0.1 was pushed while disabled: the dispatch of 1.0.2 names the package directory, and the
+  // publisher publishes what the head holds, 1.0.2, not the skipped intermediate.
+  assert.deepEqual(await world.verdaccio.versions("com.studio.toggle"), ["1.0.2"]);
+  await world.assertAnnounced("com.studio.toggle", "1.0.2");
+});
+
+test("an invalid package.json beside a valid one: the valid one publishes, the failure is reported", async () => {
+  const repo = await repoWith("mixed", [
+    ["Packages/com.studio.good", "com.studio.good", "1.0.0"],
+    ["Packages/com.studio.bad", "com.studio.bad", "1.0.0"],
+  ]);
+  bumpVersion(repo, "Packages/com.studio.good", "1.0.1");
+  repo.write("Packages/com.studio.bad/package.json", '{ "name": "com.studio.bad", "version": "1.0.1", }\n');
+  repo.commit("Bump both, one with a typo");
+  const pushed = Date.now();
+  const { answer } = await world.push(repo);
+  assert.equal(answer.outcome, "dispatched");
+  await world.waitPublished([["com.studio.good", "1.0.1"]]);
+  timings.push({ row: "invalid package.json beside a valid one", ms: Date.now() - pushed });
+  const [run] = await world.runner.runsFor(`${ORG}/mixed`);
+  assert.equal(run.exitCode, 1, "the run fails because one package failed");
+  assert.deepEqual(await world.verdaccio.versions("com.studio.bad"), []);
+  assert.ok(discordMentions("com.studio.bad").length >= 1, "the failure reached Discord");
+  await world.assertAnnounced("com.studio.good", "1.0.1");
+});
+
+test("burst: 10 repositories push at once, none lost", async () => {
+  const repos = [];
+  for (let i = 0; i < 10; i += 1) {
+    const id = String(i).padStart(2, "0");
+    const repo = await repoWith(`burst-${id}`, [[".", `com.studio.burst-${id}`, "1.0.0"]]);
+    bumpVersion(repo, ".", "1.0.1");
+    repo.commit("Burst bump");
+    repos.push(repo);
+  }
+  const pushed = Date.now();
+  const answers = await Promise.all(repos.map((repo) => world.push(repo)));
+  for (const { status, answer } of answers) {
+    assert.equal(status, 200);
+    assert.equal(answer.outcome, "dispatched");
+  }
+  await world.waitPublished(repos.map((_, i) => [`com.studio.burst-${String(i).padStart(2, "0")}`, "1.0.1"]));
+  timings.push({ row: "burst of 10 repositories", ms: Date.now() - pushed });
+  for (let i = 0; i < 10; i += 1) await world.assertAnnounced(`com.studio.burst-${String(i).padStart(2, "0")}`, "1.0.1");
+  // One dispatch per push: nothing lost, nothing doubled.
+  const burstDispatches = (await world.github.dispatches()).filter((d) => /\/burst-/.test(d.client_payload.repository));
+  assert.equal(burstDispatches.length, 10);
+});
+
+test("three quick pushes to one repository: all three versions publish", async () => {
+  const repo = await repoWith("quick", [["Packages/com.studio.quick", "com.studio.quick", "1.0.0"]]);
+  const pushed = Date.now();
+  // Three pushes in a row, their deliveries arriving together: all three dispatches reach the runner
+  // while the first run is still going (real runs take a minute, pushes seconds). A concurrency group
+  // would keep one pending run and cancel the other, losing a version.
+  const payloads = [];
+  for (const version of ["1.0.1", "1.0.2", "1.0.3"]) {
+    bumpVersion(repo, "Packages/com.studio.quick", version);
+    repo.commit(`Quick ${version}`);
+    payloads.push(repo.push());
+  }
+  await world.mirror(repo);
+  for (const { answer } of await Promise.all(payloads.map((payload) => world.deliver(payload)))) {
+    assert.equal(answer.outcome, "dispatched");
+  }
+  await world.waitPublished([
+    ["com.studio.quick", "1.0.1"],
+    ["com.studio.quick", "1.0.2"],
+    ["com.studio.quick", "1.0.3"],
+  ]);
+  timings.push({ row: "three quick pushes to one repository", ms: Date.now() - pushed });
+  const runs = await world.runner.runsFor(`${ORG}/quick`, 3);
+  assert.equal(runs.length, 3, "one run per push");
+  for (const run of runs) assert.equal(run.exitCode, 0, run.output);
+  for (const version of ["1.0.1", "1.0.2", "1.0.3"]) await world.assertAnnounced("com.studio.quick", version);
+});
+
+test("dispatch refused three times (502), then the sweeper's redelivery publishes", async () => {
+  const repo = await repoWith("flaky-dispatch", [["Packages/com.studio.flaky", "com.studio.flaky", "1.0.0"]]);
+  bumpVersion(repo, "Packages/com.studio.flaky", "1.0.1");
+  repo.commit("Bump during a GitHub incident");
+  await world.github.fault({ method: "POST", path_contains: "/dispatches", times: 3, status: 502 });
+  const pushed = Date.now();
+  const failed = await world.push(repo);
+  assert.equal(failed.status, 502, JSON.stringify(failed.answer));
+  assert.equal(failed.answer.outcome, "failed");
+  assert.equal(failed.answer.retryable, true);
+  assert.equal(logFor(failed.guid).outcome, "failed");
+  await sleep(200);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.flaky"), []);
+
+  const { asked, results } = await world.sweep();
+  assert.deepEqual(
+    asked.map((r) => r.guid),
+    [failed.guid],
+    "the sweeper redelivers exactly the failed push",
+  );
+  assert.equal(results[0].answer.outcome, "dispatched");
+  await world.waitPublished([["com.studio.flaky", "1.0.1"]]);
+  timings.push({ row: "dispatch 502 ×3, then the sweeper's redelivery", ms: Date.now() - pushed });
+
+  await world.assertAnnounced("com.studio.flaky", "1.0.1");
+  // A second sweep finds nothing left to do: the redelivery succeeded.
+  const again = await world.sweep();
+  assert.deepEqual(again.asked, []);
+});
+
+test("a legacy dispatcher's empty package_path publishes every package", async () => {
+  const repo = await repoWith("legacy", [
+    ["Assets/Plugins/com.studio.legacy-a", "com.studio.legacy-a", "1.0.0"],
+    ["Assets/Plugins/com.studio.legacy-b", "com.studio.legacy-b", "2.0.0"],
+  ]);
+  const pushed = Date.now();
+  // What the per-repository dispatcher workflows (and a rollback to them) send.
+  const response = await fetch(`${world.github.url}/repos/${CENTRAL}/dispatches`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${world.token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      event_type: "package_publish",
+      client_payload: {
+        repository: `${ORG}/legacy`,
+        commit_sha: repo.head(),
+        commit_message: "Initial import",
+        commit_author: "Studio Dev",
+        branch: "main",
+        package_path: "",
+      },
+    }),
+  });
+  assert.equal(response.status, 204);
+  await world.waitPublished([
+    ["com.studio.legacy-a", "1.0.0"],
+    ["com.studio.legacy-b", "2.0.0"],
+  ]);
+  timings.push({ row: "legacy empty package_path", ms: Date.now() - pushed });
+  await world.assertAnnounced("com.studio.legacy-a", "1.0.0");
+  await world.assertAnnounced("com.studio.legacy-b", "2.0.0");
+});
+
+test("a dispatch accepted but its run never happens: reconcile publishes", async () => {
+  const repo = await repoWith("outage", [["Packages/com.studio.outage", "com.studio.outage", "3.0.0"]]);
+  // Before the outage the repository's current version is published (reconcile must not redo it).
+  await world.verdaccio.seed("com.studio.outage", "3.0.0");
+  bumpVersion(repo, "Packages/com.studio.outage", "3.1.0");
+  repo.commit("Bump during a runner outage");
+  world.runner.outage(1);
+  const pushed = Date.now();
+  const { answer } = await world.push(repo);
+  assert.equal(answer.outcome, "dispatched");
+  await sleep(500);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.outage"), ["3.0.0"], "the run never happened");
+
+  // Reconcile runs last in the matrix: every registered repository exists by now, so every line of
+  // the sweep must be clean and the only catch-up is the lost run.
+  const sweep = await world.reconcile();
+  assert.equal(sweep.exitCode, 0, sweep.output);
+  assert.match(sweep.output, /Studio\/outage: 1 missing, dispatch: Sent/);
+  assert.equal(sweep.output.match(/missing/g)?.length, 1, sweep.output);
+  await world.waitPublished([["com.studio.outage", "3.1.0"]]);
+  timings.push({ row: "run never happens, reconcile catches up", ms: Date.now() - pushed });
+  assert.ok(discordMentions("outage").length >= 1, "a catch-up is reported to Discord");
+
+  // Nothing changed since: the next sweep costs one conditional request per active repository, all
+  // answered 304, and dispatches nothing.
+  const dispatched = (await world.github.dispatches()).length;
+  const quiet = await world.reconcile();
+  assert.equal(quiet.exitCode, 0, quiet.output);
+  const [, total, notModified] = quiet.output.match(/(\d+) GitHub requests \((\d+) answered 304\)/) ?? [];
+  const active = REGISTRY.repositories.filter((r) => r.status === "active").length + 1; // + toggle, enabled
+  assert.equal(Number(total), active, quiet.output);
+  assert.equal(Number(notModified), active, quiet.output);
+  assert.equal((await world.github.dispatches()).length, dispatched);
+  const [, cold] = sweep.output.match(/(\d+) GitHub requests/);
+  console.log(`reconcile: ${cold} GitHub requests for the sweep that caught up, ${total} (all 304) for the quiet one, ${active} active repositories`);
+});
