@@ -33,6 +33,9 @@ bash scripts/test-publisher.sh
 step "ops: the GitHub client, the fake GitHub and the upm CLI (loopback)"
 bash scripts/test-ops.sh
 
+step "system: the Phase 5 matrix end to end (git → worker → fake GitHub → publisher → Verdaccio, Discord)"
+bash scripts/test-system.sh
+
 step "workflows: actionlint and zizmor"
 bash scripts/lint-workflows.sh
 
