@@ -118,7 +118,7 @@ describe("caching", () => {
   });
 
   test("the value scripts/registry-kv-value.mjs prints (dev.sh's seed) is read as a KV copy", async () => {
-    const value = execFileSync(process.execPath, [join(ROOT, "scripts/registry-kv-value.mjs"), "config/repositories.json"], {
+    const value = execFileSync(process.execPath, [join(ROOT, "scripts/registry-kv-value.mjs"), "tests/fixtures/registry.json"], {
       cwd: ROOT,
       encoding: "utf8",
     });
@@ -126,7 +126,7 @@ describe("caching", () => {
     await worker.restart();
     const health = await worker.request("/health", {}, { expectLog: false });
     assert.equal(health.body.registry.tier, "kv");
-    assert.equal(health.body.registry.entries, 1, "config/repositories.json registers one repository");
+    assert.equal(health.body.registry.entries, 4, "tests/fixtures/registry.json registers four repositories");
     const { status, body } = await worker.deliver(publishingPush());
     assert.equal(status, 200);
     assert.equal(body.outcome, "dispatched");

@@ -125,7 +125,8 @@ test("wrangler dev is up with dry run and the seeded registry", () => {
   assert.equal(dev.health.status, "ok");
   assert.equal(dev.health.dry_run, true);
   assert.equal(dev.health.registry.tier, "kv", "the registry came from the seeded local KV");
-  const entries = JSON.parse(readFileSync(join(ROOT, "config/repositories.json"), "utf8")).repositories.length;
+  // dev.sh seeds the test registry by default, never the production file.
+  const entries = JSON.parse(readFileSync(join(ROOT, "tests/fixtures/registry.json"), "utf8")).repositories.length;
   assert.equal(dev.health.registry.entries, entries);
   assert.ok(!JSON.stringify(dev.health).includes(readDevSecret()), "no secret in /health");
 });
