@@ -41,22 +41,34 @@ fn request(
         url: format!("{}{}", config.github_api, path),
         headers,
         body,
+        // The caller bounds it by what is left of the delivery's deadline.
+        timeout_ms: 0,
     }
 }
 
 /// `GET /repos/{central}/contents/{path}` with the raw media type, so the body is the file itself
-/// (no base64 envelope, and files up to 100 MB instead of 1 MB).
-pub fn registry_file_request(config: &Config, central: &RepoName) -> HttpRequest {
+/// (no base64 envelope, and files up to 100 MB instead of 1 MB). With `at_commit`, the file as of
+/// that commit (`?ref=`): right after a push that edits it, the default branch's tip may still be
+/// served from a cache GitHub has not updated yet.
+pub fn registry_file_request(
+    config: &Config,
+    central: &RepoName,
+    at_commit: Option<&str>,
+) -> HttpRequest {
     let path = config
         .registry_path
         .split('/')
         .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
         .collect::<Vec<_>>()
         .join("/");
+    let query = match at_commit {
+        Some(sha) => format!("?ref={}", utf8_percent_encode(sha, PATH_SEGMENT)),
+        None => String::new(),
+    };
     request(
         config,
         "GET",
-        &format!("/repos/{}/contents/{path}", central.as_str()),
+        &format!("/repos/{}/contents/{path}{query}", central.as_str()),
         "application/vnd.github.raw+json",
         None,
     )
@@ -131,10 +143,15 @@ mod tests {
         assert_eq!(header("X-GitHub-Api-Version"), Some("2022-11-28"));
         assert_eq!(header("Content-Type"), Some("application/json"));
 
-        let req = registry_file_request(&config(None), &central);
+        let req = registry_file_request(&config(None), &central, None);
         assert_eq!(
             req.url,
             "http://127.0.0.1:1/repos/Studio/Central/contents/config/my%20repos.json"
+        );
+        let at = registry_file_request(&config(None), &central, Some("6113728f27ae"));
+        assert_eq!(
+            at.url,
+            "http://127.0.0.1:1/repos/Studio/Central/contents/config/my%20repos.json?ref=6113728f27ae"
         );
         assert!(req.headers.iter().all(|(n, _)| *n != "Authorization"));
         assert!(req.body.is_none());
