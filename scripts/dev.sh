@@ -19,6 +19,8 @@ if [ ! -f .dev.vars ]; then
   cat > .dev.vars <<VARS
 # Local secrets for \`wrangler dev\` (git-ignored). scripts/replay.sh signs with WEBHOOK_SECRET.
 WEBHOOK_SECRET=dev-secret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+# curl -H "Authorization: Bearer \$HEALTH_TOKEN" http://127.0.0.1:8787/health shows the details.
+HEALTH_TOKEN=dev-health-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 # GITHUB_TOKEN=ghp_...   (only needed with DRY_RUN=false)
 VARS
   echo "dev: wrote .dev.vars with a fresh local WEBHOOK_SECRET" >&2

@@ -1545,6 +1545,20 @@ fn hostile_catalogue() -> Vec<Hostile> {
             }),
             400,
         ),
+        Hostile::json(
+            "after is not a commit sha",
+            push_with(|p| p["after"] = json!("HEAD~1; rm -rf /")),
+            400,
+        ),
+        Hostile::json(
+            "a 300-byte branch name",
+            push_with(|p| {
+                let long = "b".repeat(300);
+                p["ref"] = json!(format!("refs/heads/{long}"));
+                p["repository"]["default_branch"] = json!(long);
+            }),
+            400,
+        ),
         Hostile::push(
             "a duplicated field",
             {

@@ -13,6 +13,11 @@ pub const EVENT_TYPE: &str = "package_publish";
 /// cut to this many bytes; the package list falls back to "scan everything" past its own bound.
 pub const COMMIT_MESSAGE_LIMIT: usize = 4096;
 pub const PACKAGE_PATH_LIMIT: usize = 32 * 1024;
+/// The whole request body stays under GitHub's 64 KB with room to spare.
+pub const BODY_LIMIT: usize = 60 * 1024;
+const SHORT_MESSAGE_LIMIT: usize = 512;
+/// A display name; GitHub's own limit is far below this, but the payload is not GitHub's to bound here.
+const AUTHOR_LIMIT: usize = 256;
 /// `package_path` when the publisher should find every package itself. Not an empty string: the
 /// workflow's `a || b` expressions treat "" as missing.
 pub const EVERY_PACKAGE: &str = "*";
@@ -50,18 +55,28 @@ pub fn client_payload(publish: &Publish, push: &PushEvent, delivery: &str) -> Cl
             .map(|s| s.login.clone())
             .unwrap_or_default(),
     };
-    ClientPayload {
+    let mut payload = ClientPayload {
         repository: publish.repository.to_string(),
         commit_sha: publish.commit_sha.clone(),
         commit_message: truncate(
             head.map(|c| c.message.as_str()).unwrap_or(""),
             COMMIT_MESSAGE_LIMIT,
         ),
-        commit_author,
+        commit_author: truncate(&commit_author, AUTHOR_LIMIT),
         branch: publish.branch.clone(),
         package_path: package_path(&publish.packages),
         delivery: delivery.to_string(),
+    };
+    // The limits above count bytes of text; JSON escaping can multiply them (a control character is six
+    // bytes escaped). What GitHub limits is the body, so the body is measured, and shrunk if need be:
+    // first "scan everything", then a shorter message.
+    if body(&payload).len() > BODY_LIMIT {
+        payload.package_path = EVERY_PACKAGE.to_string();
     }
+    if body(&payload).len() > BODY_LIMIT {
+        payload.commit_message = truncate(&payload.commit_message, SHORT_MESSAGE_LIMIT);
+    }
+    payload
 }
 
 pub fn package_path(packages: &ChangedPackages) -> String {
@@ -276,6 +291,27 @@ mod tests {
         assert_eq!(package_path(&ChangedPackages::Paths(dirs)), "*");
         assert_eq!(package_path(&ChangedPackages::Unknown), "*");
         assert_eq!(package_path(&ChangedPackages::Paths(vec![".".into()])), ".");
+    }
+
+    #[test]
+    fn escaping_cannot_push_the_body_past_githubs_limit() {
+        let mut push = push_touching(&["package.json"]);
+        // 4 KiB of control characters: 24 KiB escaped.
+        push.head_commit.as_mut().unwrap().message = "\u{1}".repeat(5_000);
+        let mut publish = publish_for(&push);
+        // Directories whose quotes double in JSON, just under the raw 32 KiB bound.
+        publish.packages = ChangedPackages::Paths(
+            (0..300)
+                .map(|i| format!("{}{i}", "\"".repeat(100)))
+                .collect(),
+        );
+        let payload = client_payload(&publish, &push, "d");
+        assert!(
+            body(&payload).len() <= BODY_LIMIT,
+            "{}",
+            body(&payload).len()
+        );
+        assert_eq!(payload.package_path, EVERY_PACKAGE);
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::respond::Stop;
 /// package.json we cannot see (GitHub's push event documentation).
 pub const GITHUB_COMMIT_LIST_CAP: usize = 2048;
 
+const MAX_BRANCH_BYTES: usize = 255;
+
 /// Directories whose package.json files are never UPM packages of the repository (Unity's generated
 /// folders and vendored npm dependencies). The publisher skips the same ones.
 const IGNORED_DIRS: [&str; 4] = ["node_modules", "Library", "Temp", ".git"];
@@ -96,9 +98,19 @@ pub fn candidate(push: &PushEvent, guard: &LoopGuard) -> Result<Candidate, Stop>
             crate::read::truncate_for_message(&push.git_ref)
         )));
     };
-    // Git refuses an empty branch name, so GitHub never sends one: the payload is malformed.
+    // Git refuses an empty branch name, so GitHub never sends one: the payload is malformed. GitHub
+    // caps ref names at 255 bytes; a longer one would only bloat the dispatch.
     if branch.is_empty() {
         return Err(Stop::bad_request("payload field ref names no branch"));
+    }
+    if branch.len() > MAX_BRANCH_BYTES {
+        return Err(Stop::bad_request(format!(
+            "payload field ref is longer than {MAX_BRANCH_BYTES} bytes"
+        )));
+    }
+    // A commit id: 40 hex digits (SHA-1), or 64 in a SHA-256 repository.
+    if !matches!(push.after.len(), 40 | 64) || !push.after.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Stop::bad_request("payload field after is not a commit sha"));
     }
     if push.deleted {
         return Err(Stop::ignored(format!("branch {branch} was deleted")));
