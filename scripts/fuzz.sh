@@ -40,8 +40,9 @@ for target in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$target"
   for seed in tests/fixtures/github-webhooks/push/*.json tests/fixtures/github-webhooks/ping/*.json \
     tests/fixtures/push-package-json.json; do
-    # The targets read a selector byte first.
-    { printf '\000'; cat "$seed"; } > "fuzz/corpus/$target/seed-$(basename "$(dirname "$seed")")-$(basename "$seed")"
+    # read_verify and classify read a selector byte first; filter takes the payload as it is.
+    out="fuzz/corpus/$target/seed-$(basename "$(dirname "$seed")")-$(basename "$seed")"
+    if [ "$target" = filter ]; then cp "$seed" "$out"; else { printf '\000'; cat "$seed"; } > "$out"; fi
   done
 done
 
