@@ -302,6 +302,22 @@ mod tests {
         assert_eq!(classify(Some("ping"), b"").unwrap_err().status, 400);
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/classify.rs): a number GitHub never sends, in a field no
+    /// stage reads, is skipped without being evaluated; the push is still read. Refusing it would need
+    /// every skipped number parsed, for nothing the worker uses.
+    #[test]
+    fn numbers_in_skipped_fields_are_not_evaluated() {
+        let push = String::from_utf8(fixture("push/with-new-branch.payload.json")).unwrap();
+        let at = push.find("\"id\": ").unwrap();
+        let end = at + push[at..].find(',').unwrap();
+        let huge = format!("{}\"id\": 18E853002{}", &push[..at], &push[end..]);
+        assert!(serde_json::from_str::<serde_json::Value>(&huge).is_err());
+        let Event::Push(parsed) = classify(Some("push"), huge.as_bytes()).unwrap() else {
+            panic!("a push")
+        };
+        assert_eq!(parsed.repository.full_name, "Codertocat/Hello-World");
+    }
+
     #[test]
     fn only_json_paths_are_kept() {
         let payload = br#"{"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "a/b"},

@@ -327,14 +327,22 @@ impl Platform for WorkerPlatform<'_> {
                 .await
                 .map_err(timed_out)?
                 .unchecked_into();
+        let status = response.status();
         let retry_after = response.headers().get("Retry-After").ok().flatten();
-        let text = JsFuture::from(response.text().map_err(timed_out)?)
-            .await
-            .map_err(timed_out)?;
+        // A 204 (GitHub's answer to an accepted dispatch) has no body to wait for.
+        let body = if status == 204 {
+            String::new()
+        } else {
+            JsFuture::from(response.text().map_err(timed_out)?)
+                .await
+                .map_err(timed_out)?
+                .as_string()
+                .unwrap_or_default()
+        };
         Ok(HttpResponse {
-            status: response.status(),
+            status,
             retry_after,
-            body: text.as_string().unwrap_or_default(),
+            body,
         })
     }
 
