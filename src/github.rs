@@ -41,8 +41,9 @@ fn request(
         url: format!("{}{}", config.github_api, path),
         headers,
         body,
-        // The caller bounds it by what is left of the delivery's deadline.
-        timeout_ms: 0,
+        // Never unbounded: at most one delivery's deadline. A delivery narrows it to what is left of its
+        // own (`Relay::send`); any other caller gets this bound unless it sets its own.
+        timeout_ms: crate::delivery::DEADLINE_MS,
     }
 }
 
@@ -139,6 +140,11 @@ mod tests {
                 .map(|(_, v)| v.as_str())
         };
         assert_eq!(header("Authorization"), Some("Bearer t0ken"));
+        assert_eq!(
+            req.timeout_ms,
+            crate::delivery::DEADLINE_MS,
+            "never without a timeout"
+        );
         assert!(header("User-Agent").unwrap().starts_with("upm-relay/"));
         assert_eq!(header("X-GitHub-Api-Version"), Some("2022-11-28"));
         assert_eq!(header("Content-Type"), Some("application/json"));

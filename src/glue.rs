@@ -101,10 +101,7 @@ async fn write_after_response(env: &Env, writes: Vec<KvWrite>) {
     // A timer turn first, so the writes start once the response has gone out: started at once, a KV
     // write's own work delays the response in workerd (measured: about 3 ms per put in Miniflare).
     Delay::from(Duration::from_millis(1)).await;
-    let platform = WorkerPlatform {
-        env,
-        body_in_js: RefCell::new(None),
-    };
+    let platform = WorkerPlatform::new(env);
     for write in writes {
         if let Err(why) = platform
             .kv_put(&write.key, &write.value, write.ttl_seconds)
@@ -146,10 +143,7 @@ async fn handle(req: &mut Request, env: &Env) -> worker::Result<Reply> {
         authorization: authorization.as_deref(),
     };
     let config = config(env);
-    let platform = WorkerPlatform {
-        env,
-        body_in_js: RefCell::new(None),
-    };
+    let platform = WorkerPlatform::new(env);
     let memory = MEMORY.with(|memory| *memory);
     let relay = Relay::new(config, &platform, memory);
     Ok(match admit(&head) {
@@ -262,7 +256,14 @@ struct WorkerPlatform<'a> {
     body_in_js: RefCell<Option<Uint8Array>>,
 }
 
-impl WorkerPlatform<'_> {
+impl<'a> WorkerPlatform<'a> {
+    fn new(env: &'a Env) -> Self {
+        WorkerPlatform {
+            env,
+            body_in_js: RefCell::new(None),
+        }
+    }
+
     async fn hmac_keys(&self, secrets: &WebhookSecrets) -> Result<Vec<JsValue>, JsValue> {
         let wanted: Vec<Vec<u8>> = secrets.iter().map(<[u8]>::to_vec).collect();
         let cached = HMAC_KEYS.with(|keys| {
@@ -309,7 +310,8 @@ impl Platform for WorkerPlatform<'_> {
             init.set_body(&JsValue::from_str(body));
         }
         // One signal for the request and for reading its response: a GitHub that stalls mid-body is
-        // cut off at the deadline too.
+        // cut off at the deadline too. (github::request never leaves the timeout unset; a zero would
+        // abort at once, which is what "no time left" means.)
         let signal = web_sys::AbortSignal::timeout_with_u32(timeout_ms.min(u32::MAX.into()) as u32);
         init.set_signal(Some(&signal));
         let timed_out = |err: JsValue| {

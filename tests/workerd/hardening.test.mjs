@@ -8,7 +8,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
-import { ROOT, SECRET, publishingPush, github, sign, sleep, useWorker, worker } from "./harness.mjs";
+import { ROOT, SECRET, publishingPush, github, sign, sleep, useWorker, waitFor, worker } from "./harness.mjs";
 
 useWorker();
 
@@ -77,7 +77,7 @@ describe("a body shorter than its Content-Length", () => {
     assert.equal(body.delivery, "half-closed-1");
     assert.match(body.reason, /could not be read in full/);
     worker.expectedLogLines += 1;
-    const line = worker.deliveryLogs.slice(before).find((l) => l.delivery === "half-closed-1");
+    const line = await waitFor(() => worker.deliveryLogs.slice(before).find((l) => l.delivery === "half-closed-1"));
     assert.ok(line, "logged with its delivery id");
     assert.equal(line.level, "warn");
     assert.equal(github.requests.length, 0);
@@ -121,6 +121,7 @@ describe("copies of one push", () => {
     const answers = await Promise.all([1, 2].map(() => worker.mf.dispatchFetch("http://worker.test/", init())));
     const results = await Promise.all(answers.map(async (r) => ({ status: r.status, body: await r.json() })));
     worker.expectedLogLines += 2;
+    await waitFor(() => worker.deliveryLogs.filter((l) => l.delivery === "in-flight-twice-1").length === 2);
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [200, 409], results.map((r) => r.body.reason).join(" / "));
     assert.equal(results.find((r) => r.status === 409).body.outcome, "duplicate");
