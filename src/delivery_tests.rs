@@ -38,6 +38,8 @@ struct World {
     stalls: RefCell<HashMap<String, u64>>,
     /// Makes every `send` yield to the executor once, so two deliveries can interleave.
     yield_on_send: Cell<bool>,
+    /// KV reads and GitHub answers in the order they happened: `kv:<key>`, `answered:<url>`.
+    events: RefCell<Vec<String>>,
 }
 
 /// Yields once: pending the first time it is polled (waking itself), ready the second.
@@ -80,6 +82,7 @@ impl World {
             latency_ms: 20,
             stalls: RefCell::default(),
             yield_on_send: Cell::new(false),
+            events: RefCell::default(),
         };
         world.script(REGISTRY_URL, vec![ok(200, REGISTRY_FILE)]);
         world.script(DISPATCH_URL, vec![ok(204, "")]);
@@ -138,11 +141,13 @@ impl Platform for World {
                 .cloned()
                 .expect("a script has at least one answer")
         };
+        self.events.borrow_mut().push(format!("answered:{url}"));
         answer.map_err(SendError::Network)
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<String>, String> {
         self.kv_reads.borrow_mut().push(key.to_string());
+        self.events.borrow_mut().push(format!("kv:{key}"));
         Ok(self.kv.borrow().get(key).cloned())
     }
 
@@ -1189,6 +1194,34 @@ fn two_copies_in_flight_at_once_dispatch_once() {
         memory.in_flight.borrow().is_empty(),
         "the in-flight set is emptied"
     );
+}
+
+#[test]
+fn a_cold_isolate_reads_the_dedup_records_while_the_registry_is_fetched() {
+    let world = World::new();
+    world.yield_on_send.set(true);
+    let out = deliver_in(&world, &Delivery::push(&package_push()));
+    assert_eq!(out.body["outcome"], "dispatched");
+    let events = world.events.borrow().clone();
+    let at = |prefix: &str| {
+        events
+            .iter()
+            .position(|e| e.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {events:?}"))
+    };
+    assert!(
+        at("kv:push:") < at(&format!("answered:{REGISTRY_URL}")),
+        "the dedup read went out before GitHub answered the registry read: {events:?}"
+    );
+    // A warm isolate reads them only for a push that publishes: none for an unregistered one.
+    let memory = RegistryMemory::default();
+    let config = config_with(&[]);
+    deliver(&world, &config, &memory, &Delivery::push(&package_push()));
+    let reads = world.kv_reads.borrow().len();
+    let mut elsewhere = package_push();
+    elsewhere["repository"]["full_name"] = json!("Somebody/Else");
+    deliver(&world, &config, &memory, &Delivery::push(&elsewhere));
+    assert_eq!(world.kv_reads.borrow().len(), reads);
 }
 
 #[test]
