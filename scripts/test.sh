@@ -27,6 +27,8 @@ cargo test -p upm-relay --locked
 step "worker: build, tests in real workerd (Miniflare) and the curl replay against wrangler dev"
 bash scripts/test-worker.sh
 
+step "worker: fuzz smoke, 10 s per cargo fuzz target (scripts/fuzz.sh --smoke; skipped without nightly)" && bash scripts/fuzz.sh --smoke
+
 step "publisher: unit tests and tests against a real Verdaccio"
 bash scripts/test-publisher.sh
 

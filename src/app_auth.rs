@@ -20,7 +20,7 @@ use upm_github::deliveries::parse_rfc3339_utc;
 
 use crate::config::Config;
 use crate::github;
-use crate::platform::{HttpRequest, HttpResponse, Platform};
+use crate::platform::{HttpRequest, HttpResponse, Platform, SendError};
 
 /// Reuse a token until this long before GitHub's `expires_at`, so a request that starts just before the
 /// expiry cannot carry a token that dies in flight (and clocks may differ by a little).
@@ -399,7 +399,7 @@ pub async fn send_authorized<P: Platform>(
     config: &Config,
     platform: &P,
     request: HttpRequest,
-) -> Result<HttpResponse, String> {
+) -> Result<HttpResponse, SendError> {
     send_authorized_for_page(config, platform, request)
         .await
         .map(|(response, _)| response)
@@ -410,11 +410,16 @@ pub async fn send_authorized_for_page<P: Platform>(
     config: &Config,
     platform: &P,
     request: HttpRequest,
-) -> Result<(HttpResponse, Option<String>), String> {
+) -> Result<(HttpResponse, Option<String>), SendError> {
     let Some(app) = &config.app else {
         return platform.send_for_page(request).await;
     };
-    let token = installation_token(config, app, platform, Minting::ReuseCached).await?;
+    // A token that could not be had is retried like a network failure, within the delivery's
+    // deadline, then a 502 that GitHub can redeliver. (`why` names the App step already.)
+    let app_failure = SendError::Auth;
+    let token = installation_token(config, app, platform, Minting::ReuseCached)
+        .await
+        .map_err(app_failure)?;
     let answer = platform
         .send_for_page(with_bearer(request.clone(), &token.token))
         .await?;
@@ -431,7 +436,8 @@ pub async fn send_authorized_for_page<P: Platform>(
             installation_id: token.installation_id,
         },
     )
-    .await?;
+    .await
+    .map_err(app_failure)?;
     platform
         .send_for_page(with_bearer(request, &token.token))
         .await
@@ -533,7 +539,7 @@ async fn call<P: Platform>(
     let response = platform
         .send(request)
         .await
-        .map_err(|why| format!("GitHub App: {what}: network error: {why}"))?;
+        .map_err(|why| format!("GitHub App: {what}: {}", why.detail()))?;
     if (200..300).contains(&response.status) {
         Ok(response)
     } else {

@@ -4,6 +4,9 @@
 //! keep only the fields the stages read, so unrelated payload changes on GitHub's side cannot break us,
 //! and `serde_path_to_error` names the JSON path when a field we do read has changed.
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::read::truncate_for_message;
@@ -38,14 +41,76 @@ pub struct PushRepository {
     pub default_branch: Option<String>,
 }
 
+/// One commit's changed files, keeping only the paths a stage can act on (`JsonPaths`). `removed`
+/// is kept because `filter` replays the commits in order: a package.json added and then removed
+/// within one push is not published.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PushCommit {
     #[serde(default)]
-    pub added: Vec<String>,
+    pub added: JsonPaths,
     #[serde(default)]
-    pub modified: Vec<String>,
+    pub modified: JsonPaths,
     #[serde(default)]
-    pub removed: Vec<String>,
+    pub removed: JsonPaths,
+}
+
+/// The paths of a commit's file list whose name ends in `.json`: every `package.json`, and the registry
+/// file (`REGISTRY_PATH` must end in `.json`, `config`). A 1 MB push lists tens of thousands of paths;
+/// reading each into its own `String` was most of the worker's parse time, so the others are looked
+/// at in place and dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonPaths(pub Vec<String>);
+
+impl std::ops::Deref for JsonPaths {
+    type Target = Vec<String>;
+    fn deref(&self) -> &Vec<String> {
+        &self.0
+    }
+}
+
+impl From<Vec<String>> for JsonPaths {
+    fn from(paths: Vec<String>) -> JsonPaths {
+        JsonPaths(paths)
+    }
+}
+
+/// Keeps a path only if it ends in `.json`; reads it in place (no allocation) otherwise.
+struct KeptPath(Option<String>);
+
+impl<'de> Deserialize<'de> for KeptPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PathVisitor;
+        impl Visitor<'_> for PathVisitor {
+            type Value = KeptPath;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a file path")
+            }
+            fn visit_str<E: de::Error>(self, path: &str) -> Result<KeptPath, E> {
+                Ok(KeptPath(path.ends_with(".json").then(|| path.to_string())))
+            }
+        }
+        deserializer.deserialize_str(PathVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonPaths {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = JsonPaths;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of file paths")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonPaths, A::Error> {
+                let mut kept = Vec::new();
+                while let Some(KeptPath(path)) = seq.next_element()? {
+                    kept.extend(path);
+                }
+                Ok(JsonPaths(kept))
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,26 +139,58 @@ pub fn classify(event_header: Option<&str>, payload: &[u8]) -> Result<Event, Sto
         .filter(|e| !e.is_empty())
         .ok_or_else(|| Stop::bad_request("missing X-GitHub-Event header"))?;
     match event {
-        // The ping payload carries nothing we need; it only has to be JSON.
-        "ping" => parse::<serde::de::IgnoredAny>(payload).map(|_| Event::Ping),
+        // The ping payload carries nothing we need; it only has to be a JSON object.
+        "ping" => parse::<IgnoredAny>(payload).map(|_| Event::Ping),
         "push" => parse::<PushEvent>(payload).map(Event::Push),
         other => Ok(Event::Other(truncate_for_message(other))),
     }
 }
 
+/// Parses a payload strictly: all of it valid UTF-8 (serde_json does not look inside strings it skips,
+/// so a field we never read could otherwise carry bytes that are not text), one JSON object (serde
+/// reads a struct from an array too), nothing after it. The fast parse runs first; only a payload it
+/// refuses is parsed again with `serde_path_to_error`, to name the JSON path in the reason.
 fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, Stop> {
-    let mut deserializer = serde_json::Deserializer::from_slice(payload);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Stop::bad_request(format!("payload is not valid JSON: {inner}"))
-        } else if path == "." {
-            Stop::bad_request(format!("payload: {inner}"))
-        } else {
-            Stop::bad_request(format!("payload field {path}: {inner}"))
+    let text = std::str::from_utf8(payload).map_err(|err| {
+        Stop::bad_request(format!(
+            "payload is not valid UTF-8 (at byte {})",
+            err.valid_up_to()
+        ))
+    })?;
+    match text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .as_bytes()
+        .first()
+    {
+        Some(b'{') => {}
+        None => return Err(Stop::bad_request("payload is empty")),
+        Some(_) => return Err(Stop::bad_request("payload is not a JSON object")),
+    }
+    serde_json::from_str(text).map_err(|_| explain::<T>(text))
+}
+
+/// The slow path: why a payload was refused, with the JSON path of the field.
+fn explain<T: for<'de> Deserialize<'de>>(text: &str) -> Stop {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let (path, inner) = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Err(err) => (err.path().to_string(), err.into_inner()),
+        Ok(_) => {
+            return match deserializer.end() {
+                Err(inner) => {
+                    Stop::bad_request(format!("payload has data after its JSON object: {inner}"))
+                }
+                // Not reached: the fast parse refused the same text.
+                Ok(()) => Stop::bad_request("payload is not valid JSON"),
+            };
         }
-    })
+    };
+    if inner.is_syntax() || inner.is_eof() {
+        Stop::bad_request(format!("payload is not valid JSON: {inner}"))
+    } else if path == "." {
+        Stop::bad_request(format!("payload: {inner}"))
+    } else {
+        Stop::bad_request(format!("payload field {path}: {inner}"))
+    }
 }
 
 #[cfg(test)]
@@ -132,7 +229,10 @@ mod tests {
         assert_eq!(push.git_ref, "refs/heads/master");
         assert!(!push.deleted);
         assert_eq!(push.commits.len(), 1);
-        assert_eq!(push.commits[0].added, vec!["README.md".to_string()]);
+        assert!(
+            push.commits[0].added.is_empty(),
+            "README.md is not a path any stage acts on"
+        );
         assert_eq!(push.head_commit.unwrap().message, "Initial commit");
         assert_eq!(push.sender.unwrap().login, "Codertocat");
     }
@@ -200,5 +300,72 @@ mod tests {
         assert!(err.reason.contains("after"), "{}", err.reason);
 
         assert_eq!(classify(Some("ping"), b"").unwrap_err().status, 400);
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/classify.rs): a number GitHub never sends, in a field no
+    /// stage reads, is skipped without being evaluated; the push is still read. Refusing it would need
+    /// every skipped number parsed, for nothing the worker uses.
+    #[test]
+    fn numbers_in_skipped_fields_are_not_evaluated() {
+        let push = String::from_utf8(fixture("push/with-new-branch.payload.json")).unwrap();
+        let at = push.find("\"id\": ").unwrap();
+        let end = at + push[at..].find(',').unwrap();
+        let huge = format!("{}\"id\": 18E853002{}", &push[..at], &push[end..]);
+        assert!(serde_json::from_str::<serde_json::Value>(&huge).is_err());
+        let Event::Push(parsed) = classify(Some("push"), huge.as_bytes()).unwrap() else {
+            panic!("a push")
+        };
+        assert_eq!(parsed.repository.full_name, "Codertocat/Hello-World");
+    }
+
+    #[test]
+    fn only_json_paths_are_kept() {
+        let payload = br#"{"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "a/b"},
+            "commits": [{"added": ["README.md", "Packages/a/package.json", "config/repositories.json"],
+                         "modified": ["x.cs", "esc\u0061ped/package.json"], "removed": ["old/package.json"]}]}"#;
+        let Event::Push(push) = classify(Some("push"), payload).unwrap() else {
+            panic!("a push")
+        };
+        let commit = &push.commits[0];
+        assert_eq!(
+            commit.added.0,
+            vec!["Packages/a/package.json", "config/repositories.json"]
+        );
+        assert_eq!(commit.modified.0, vec!["escaped/package.json"]);
+        assert_eq!(commit.removed.0, vec!["old/package.json"]);
+    }
+
+    #[test]
+    fn strict_json_hostile_shapes_are_400() {
+        let push = String::from_utf8(fixture("push/with-new-branch.payload.json")).unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            // serde reads a struct from a sequence of its fields: an array must not pass as a push.
+            (
+                br#"["refs/heads/master", "abc", false, {"full_name": "a/b"}]"#.to_vec(),
+                "not a JSON object",
+            ),
+            (
+                format!("{push}\n<<<<<<< HEAD").into_bytes(),
+                "after its JSON object",
+            ),
+            (
+                format!("{push}{push}").into_bytes(),
+                "after its JSON object",
+            ),
+            (b"   ".to_vec(), "empty"),
+            (b"null".to_vec(), "not a JSON object"),
+        ];
+        for (payload, expected) in cases {
+            let stop = classify(Some("push"), &payload).unwrap_err();
+            assert_eq!(stop.status, 400);
+            assert!(stop.reason.contains(expected), "{}", stop.reason);
+        }
+        // Invalid UTF-8 in a field no stage reads (`compare`), in a push and in a ping.
+        let mut invalid = push.clone().into_bytes();
+        let at = push.find("\"compare\": \"").unwrap() + 12;
+        invalid[at] = 0xFF;
+        let stop = classify(Some("push"), &invalid).unwrap_err();
+        assert!(stop.reason.contains("not valid UTF-8"), "{}", stop.reason);
+        assert_eq!(classify(Some("ping"), &invalid).unwrap_err().status, 400);
     }
 }

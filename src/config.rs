@@ -10,6 +10,9 @@ pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
 pub const DEFAULT_REGISTRY_PATH: &str = "config/repositories.json";
 /// About a minute: registry edits show up quickly without a GitHub request per delivery.
 pub const DEFAULT_REGISTRY_TTL_SECONDS: u64 = 60;
+/// How old a registry copy may get while GitHub keeps failing before it is an alarm (log level
+/// `error`, `/health` status `stale`). It is still used: a day-old registry beats a lost delivery.
+pub const DEFAULT_REGISTRY_MAX_STALE_SECONDS: u64 = 24 * 60 * 60;
 
 pub struct Config {
     pub secrets: WebhookSecrets,
@@ -18,6 +21,9 @@ pub struct Config {
     pub github_api: String,
     pub registry_path: String,
     pub registry_ttl_ms: u64,
+    pub registry_max_stale_ms: u64,
+    /// `HEALTH_TOKEN`: a bearer token that unlocks `/health`'s details. Without it, nobody gets them.
+    pub health_token: Option<String>,
     pub dry_run: bool,
     pub loop_guard: LoopGuard,
     /// The GitHub App, when `GITHUB_APP_ID` is set: it replaces `GITHUB_TOKEN` (app_auth).
@@ -84,12 +90,40 @@ impl Config {
                 }
             },
         };
+        let registry_max_stale_ms = match get("REGISTRY_MAX_STALE_SECONDS") {
+            None => DEFAULT_REGISTRY_MAX_STALE_SECONDS * 1000,
+            Some(v) => match v.parse::<u64>() {
+                Ok(seconds) => seconds.saturating_mul(1000),
+                Err(_) => {
+                    problems.push(
+                        "REGISTRY_MAX_STALE_SECONDS must be a whole number of seconds".into(),
+                    );
+                    DEFAULT_REGISTRY_MAX_STALE_SECONDS * 1000
+                }
+            },
+        };
         let github_api = get("GITHUB_API")
             .unwrap_or_else(|| DEFAULT_GITHUB_API.to_string())
             .trim_end_matches('/')
             .to_string();
-        if !(github_api.starts_with("https://") || github_api.starts_with("http://")) {
-            problems.push("GITHUB_API must be an http(s) URL".into());
+        if let Some(rest) = github_api.strip_prefix("http://") {
+            // The token travels in the Authorization header: in clear text only to this machine.
+            if !is_loopback_host(rest) {
+                problems.push(
+                    "GITHUB_API must be https:// (plain http:// only for a loopback host)".into(),
+                );
+            }
+        } else if !github_api.starts_with("https://") {
+            problems.push("GITHUB_API must be an https:// URL".into());
+        }
+        let registry_path = get("REGISTRY_PATH")
+            .unwrap_or_else(|| DEFAULT_REGISTRY_PATH.to_string())
+            .trim_start_matches('/')
+            .to_string();
+        // classify keeps only `.json` paths of a push's file lists (src/classify.rs, JsonPaths), and
+        // must see an edit of the registry file.
+        if !registry_path.ends_with(".json") {
+            problems.push("REGISTRY_PATH must name a .json file".into());
         }
 
         Config {
@@ -97,11 +131,10 @@ impl Config {
             github_token,
             dispatch_repo,
             github_api,
-            registry_path: get("REGISTRY_PATH")
-                .unwrap_or_else(|| DEFAULT_REGISTRY_PATH.to_string())
-                .trim_start_matches('/')
-                .to_string(),
+            registry_path,
             registry_ttl_ms,
+            registry_max_stale_ms,
+            health_token: get("HEALTH_TOKEN"),
             dry_run,
             loop_guard: LoopGuard::parse(&get("IGNORE_SENDERS").unwrap_or_default()),
             app,
@@ -109,6 +142,27 @@ impl Config {
             problems,
         }
     }
+}
+
+/// `localhost`, a `*.localhost` name (RFC 6761 reserves them for loopback), `127.0.0.0/8` or `[::1]`,
+/// with or without a port, from the part of a URL after `http://`.
+fn is_loopback_host(after_scheme: &str) -> bool {
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().map(|h| &h[1..]).unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -144,6 +198,49 @@ mod tests {
             c.loop_guard.ignored_senders,
             vec!["upm-bot[bot]".to_string()]
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://api.github.com",
+            "http://127.0.0.1:9999",
+            "http://localhost:8080/api",
+            "http://github.localhost",
+            "http://[::1]:3000",
+            "http://127.1.2.3",
+        ] {
+            let c = config(&[("GITHUB_API", ok)]);
+            assert!(
+                !c.problems.iter().any(|p| p.contains("GITHUB_API")),
+                "{ok}: {:?}",
+                c.problems
+            );
+        }
+        for bad in [
+            "http://api.github.com",
+            "http://127.0.0.1.evil.example",
+            "http://localhost@evil.example",
+            "http://evil-localhost",
+            "http://[::2]",
+            "ftp://127.0.0.1",
+            "api.github.com",
+        ] {
+            let c = config(&[("GITHUB_API", bad)]);
+            assert!(
+                c.problems.iter().any(|p| p.contains("GITHUB_API")),
+                "{bad} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn the_registry_path_must_be_json() {
+        let c = config(&[("REGISTRY_PATH", "config/repositories.yml")]);
+        assert!(c.problems.iter().any(|p| p.contains("REGISTRY_PATH")));
+        let c = config(&[("REGISTRY_PATH", "/config/studio repos.json")]);
+        assert_eq!(c.registry_path, "config/studio repos.json");
+        assert!(!c.problems.iter().any(|p| p.contains("REGISTRY_PATH")));
     }
 
     #[test]

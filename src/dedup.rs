@@ -1,16 +1,25 @@
-//! dedup: was this delivery dispatched already?
+//! dedup: was this delivery, or this push, dispatched already?
 //!
 //! GitHub redelivers with the same `X-GitHub-Delivery` GUID: by hand ("Redeliver" on the webhook's page),
-//! or when it gave up waiting for our answer after the dispatch had gone out. Each dispatched GUID is
-//! remembered in KV for longer than GitHub offers redelivery (3 days), so a second copy is answered
-//! `duplicate` instead of publishing twice. The record is written only after GitHub accepted the
-//! dispatch: a delivery that failed can always be redelivered. KV is eventually consistent across
-//! locations (up to about a minute), so two copies arriving at once in different places can both pass;
-//! the publisher skips versions already published, so that costs a workflow run, never a double publish.
+//! or when the sweeper asks it to. One push can also arrive twice under two GUIDs: an organization hook
+//! and a repository hook, or two organization hooks during a migration. So a dispatch is remembered
+//! under its push (repository, `after` sha), which a redelivery shares, and under its delivery id
+//! (`delivery:<id>`, which is what the scheduled sweeper can look up for a delivery GitHub lists as
+//! failed), in KV for longer than GitHub offers redelivery (3 days). A later copy is answered
+//! `duplicate` when either key holds a record.
+//!
+//! The records are written only after GitHub accepted the dispatch, so a delivery that failed can always
+//! be redelivered. They are written after the response is sent (`ctx.waitUntil`), which shortens every
+//! dispatched reply by a KV write; the isolate remembers the dispatch at once (`delivery::IsolateMemory`),
+//! so a copy reaching the same isolate in between is still a duplicate. KV is eventually consistent
+//! across locations (up to about a minute), so two copies arriving at once in different places can both
+//! pass; the publisher skips versions already published, so that costs a workflow run, never a double
+//! publish.
 
 use serde::{Deserialize, Serialize};
 
 use crate::dispatch::ClientPayload;
+use crate::model::RepoName;
 
 /// GitHub keeps deliveries for redelivery for 3 days ("Redelivering webhooks" in GitHub's docs); a day
 /// more covers clock differences and a redelivery that is itself retried.
@@ -24,11 +33,19 @@ pub fn key(delivery: &str) -> String {
     format!("delivery:{delivery}")
 }
 
+/// The push's key: repository (lower-cased, as GitHub compares names) and the commit it moved to.
+pub fn push_key(repository: &RepoName, after: &str) -> String {
+    format!("push:{}:{}", repository.key(), after.to_ascii_lowercase())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub dispatched_at_ms: u64,
     pub repository: String,
     pub commit_sha: String,
+    /// The delivery that was dispatched (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub delivery: String,
 }
 
 impl Record {
@@ -37,6 +54,7 @@ impl Record {
             dispatched_at_ms: now_ms,
             repository: payload.repository.clone(),
             commit_sha: payload.commit_sha.clone(),
+            delivery: payload.delivery.clone(),
         }
     }
 
@@ -45,16 +63,27 @@ impl Record {
     }
 }
 
-/// The `duplicate` reason for a delivery whose record is `value`. A record we cannot read still means
-/// the delivery was dispatched: only a successful dispatch writes one.
-pub fn reason(value: &str, now_ms: u64) -> String {
+/// The `duplicate` reason for a delivery whose record is `value`, found under its own id or under
+/// its push (`this_delivery` tells which). A record we cannot read still means the delivery was
+/// dispatched: only a successful dispatch writes one.
+pub fn reason(value: &str, now_ms: u64, this_delivery: &str) -> String {
     match serde_json::from_str::<Record>(value) {
-        Ok(record) => format!(
-            "already dispatched {}@{} {} s ago; this is a redelivery",
-            record.repository,
-            record.commit_sha.chars().take(12).collect::<String>(),
-            now_ms.saturating_sub(record.dispatched_at_ms) / 1000
-        ),
+        Ok(record) => {
+            let what = format!(
+                "already dispatched {}@{} {} s ago",
+                record.repository,
+                record.commit_sha.chars().take(12).collect::<String>(),
+                now_ms.saturating_sub(record.dispatched_at_ms) / 1000
+            );
+            if record.delivery.is_empty() || record.delivery == this_delivery {
+                format!("{what}; this is a redelivery")
+            } else {
+                format!(
+                    "{what} for delivery {}; the same push arrived twice (two webhooks?)",
+                    crate::read::truncate_for_message(&record.delivery)
+                )
+            }
+        }
         Err(_) => "already dispatched; this is a redelivery".to_string(),
     }
 }
@@ -84,12 +113,27 @@ mod tests {
     fn reason_says_what_was_dispatched_and_when() {
         let value = Record::new(&payload(), 1_000_000).to_kv();
         assert_eq!(
-            reason(&value, 1_090_500),
+            reason(&value, 1_090_500, "d-1"),
             "already dispatched Studio/Core@8f1d2c3b4a59 90 s ago; this is a redelivery"
         );
         assert_eq!(
-            reason("garbage", 0),
+            reason(&value, 1_090_500, "d-2"),
+            "already dispatched Studio/Core@8f1d2c3b4a59 90 s ago for delivery d-1; the same push arrived twice (two webhooks?)"
+        );
+        assert_eq!(
+            reason("garbage", 0, "d-1"),
             "already dispatched; this is a redelivery"
         );
+        // A record from before the delivery id was kept.
+        let old = r#"{"dispatched_at_ms":1000000,"repository":"Studio/Core","commit_sha":"8f1d2c3b4a5968778695"}"#;
+        assert!(reason(old, 1_000_000, "d-9").ends_with("this is a redelivery"));
+    }
+
+    #[test]
+    fn push_key_ignores_case() {
+        let a = RepoName::parse("Studio/Core").unwrap();
+        let b = RepoName::parse("studio/CORE").unwrap();
+        assert_eq!(push_key(&a, "ABC123"), push_key(&b, "abc123"));
+        assert_eq!(push_key(&a, "abc"), "push:studio/core:abc");
     }
 }

@@ -3,26 +3,67 @@
 //! into one `Reply`.
 
 use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
 
+use futures_util::future::join;
 use serde_json::json;
 
 use crate::app_auth;
 use crate::classify::{classify, Event, PushEvent};
 use crate::config::Config;
 use crate::dedup;
-use crate::dispatch::{self, after_attempt, ClientPayload, Next, RetryBudget};
+use crate::dispatch::{self, after_attempt, ClientPayload, Next, RetryPolicy};
 use crate::filter::{self, Publish};
 use crate::github;
 use crate::model::RepoName;
-use crate::platform::Platform;
+use crate::platform::{HttpRequest, Platform};
 use crate::read::{self, BodyKind, Route};
 use crate::registry::{self, CachedRegistry, Lookup, Registry};
 use crate::respond::{self, DeliveryFacts, Outcome, Stop};
-use crate::verify::{verify_signature, SignatureError};
+use crate::verify::{parse_signature, Digest, SignatureError};
 
-/// The isolate's copy of the registry: the first and cheapest tier. Workers reuse an isolate for many
-/// requests, so this saves most KV reads; it is empty after every cold start.
-pub type RegistryMemory = RefCell<Option<CachedRegistry>>;
+/// Every delivery is answered within this long of its request's start: GitHub records a delivery
+/// as failed when it has no answer after 10 s ("Handling failed webhook deliveries" in GitHub's docs),
+/// and a runtime may cancel a request GitHub has abandoned, after the dispatch went out but before the
+/// dedup record is written. Every outbound request is aborted when the deadline passes.
+pub const DEADLINE_MS: u64 = 8_000;
+
+/// After a failed registry refresh, GitHub is not asked again for this long: an outage costs one
+/// request per 30 s per isolate, not one per delivery.
+pub const REFRESH_FAILURE_HOLD_MS: u64 = 30_000;
+
+/// How many dispatched delivery ids and pushes an isolate remembers (a few KB): enough to cover the
+/// time until the KV records written after the response are readable.
+const RECENT_DISPATCHES: usize = 1_000;
+
+/// What an isolate keeps between requests: it runs one thread and serves many requests, and is
+/// empty after every cold start.
+#[derive(Debug, Default)]
+pub struct IsolateMemory {
+    /// The registry's first and cheapest tier.
+    pub registry: RefCell<Option<CachedRegistry>>,
+    /// The last failed refresh, while it holds (`REFRESH_FAILURE_HOLD_MS`).
+    pub registry_failure: RefCell<Option<RegistryFailure>>,
+    /// Dedup keys (`dedup::key`, `dedup::push_key`) of deliveries being dispatched right now.
+    pub in_flight: RefCell<HashSet<String>>,
+    /// Dedup keys of deliveries this isolate dispatched lately, oldest first.
+    pub recent: RefCell<VecDeque<(String, String)>>,
+}
+
+/// Kept under its old name: the memory started as the registry's tier only.
+pub type RegistryMemory = IsolateMemory;
+
+/// Why the registry could not be read from GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryFailure {
+    pub at_ms: u64,
+    /// Safe for a response body.
+    pub public: String,
+    /// For the log line's notes (may carry the runtime's text).
+    pub detail: String,
+    /// 401/403/404 or an invalid file: someone must change a setting or the file; retrying will not help.
+    pub configuration: bool,
+}
 
 /// The parts of the request the stages read, converted from the runtime's types by the glue.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,13 +75,28 @@ pub struct RequestHead<'a> {
     pub signature: Option<&'a str>,
     pub event: Option<&'a str>,
     pub delivery: Option<&'a str>,
+    pub authorization: Option<&'a str>,
 }
 
 /// What to do with a request before its body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admitted {
     Health,
-    Webhook(BodyKind),
+    /// A delivery whose head is in order; `digest` is what its signature header claims.
+    Webhook {
+        kind: BodyKind,
+        digest: Digest,
+        /// The declared `Content-Length`, to size the body buffer once.
+        length: Option<u64>,
+    },
+}
+
+/// A KV write to make after the response is sent (`ctx.waitUntil` in the worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvWrite {
+    pub key: String,
+    pub value: String,
+    pub ttl_seconds: Option<u64>,
 }
 
 /// The response, and the log line for `wrangler tail` (none for health checks, which monitors poll).
@@ -50,34 +106,32 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
     pub log: Option<String>,
+    /// Writes that need not delay the response.
+    pub after_response: Vec<KvWrite>,
 }
 
-impl Reply {
-    fn json(status: u16, body: String) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body,
-            log: None,
-        }
-    }
-}
-
-/// Route, content type and declared length: everything that can be refused without reading the body.
+/// Route, content type, declared length and the signature header: everything that can be refused
+/// without reading the body. An unsigned 25 MB upload costs what refusing a header costs.
 pub fn admit(head: &RequestHead) -> Result<Admitted, Stop> {
     match read::route(head.method, head.path)? {
         Route::Health => Ok(Admitted::Health),
         Route::Webhook => {
             let kind = read::body_kind(head.content_type)?;
-            read::check_declared_length(head.content_length)?;
-            Ok(Admitted::Webhook(kind))
+            let length = read::check_declared_length(head.content_length)?;
+            let digest =
+                parse_signature(head.signature).map_err(|e| Stop::unauthorized(e.to_string()))?;
+            Ok(Admitted::Webhook {
+                kind,
+                digest,
+                length,
+            })
         }
     }
 }
 
-/// A reply for a request refused by `admit`.
+/// A reply for a request refused by `admit`, or whose body could not be read.
 pub fn refuse(head: &RequestHead, stop: Stop) -> Reply {
-    finish(stop, facts_from_head(head), 0, &[])
+    finish(stop, facts_from_head(head), 0, &Notes::default())
 }
 
 fn facts_from_head(head: &RequestHead) -> DeliveryFacts {
@@ -88,62 +142,136 @@ fn facts_from_head(head: &RequestHead) -> DeliveryFacts {
     }
 }
 
-fn finish(stop: Stop, facts: DeliveryFacts, elapsed_ms: u64, notes: &[String]) -> Reply {
-    Reply {
-        status: stop.status,
-        body: respond::response_body(&stop, &facts),
-        log: Some(respond::log_line(&stop, &facts, elapsed_ms, notes)),
-        headers: stop.headers,
+/// What the operator should know about a delivery beyond its outcome; `alarm` makes the line `error`.
+#[derive(Debug, Default)]
+pub struct Notes {
+    pub lines: Vec<String>,
+    pub alarm: bool,
+}
+
+impl Notes {
+    fn push(&mut self, line: impl Into<String>) {
+        self.lines.push(line.into());
     }
 }
 
-/// One delivery's worth of context: configuration, the runtime, and the isolate's registry copy.
+fn finish(stop: Stop, facts: DeliveryFacts, elapsed_ms: u64, notes: &Notes) -> Reply {
+    Reply {
+        status: stop.status,
+        body: respond::response_body(&stop, &facts),
+        log: Some(respond::log_line(
+            &stop,
+            &facts,
+            elapsed_ms,
+            &notes.lines,
+            notes.alarm,
+        )),
+        headers: stop.headers,
+        after_response: Vec::new(),
+    }
+}
+
+/// One delivery's worth of context: configuration, the runtime, and the isolate's memory.
 pub struct Relay<'a, P> {
     pub config: &'a Config,
     pub platform: &'a P,
-    pub memory: &'a RegistryMemory,
-    pub retry: RetryBudget,
+    pub memory: &'a IsolateMemory,
+    pub retry: RetryPolicy,
+    /// When the request started (the deadline counts from here).
+    pub started_ms: u64,
+    /// KV writes that need not delay the response (`Reply::after_response`).
+    deferred: RefCell<Vec<KvWrite>>,
+}
+
+/// Removes a delivery's keys from the in-flight set however the delivery ends.
+struct InFlight<'a> {
+    memory: &'a IsolateMemory,
+    keys: [String; 2],
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.memory.in_flight.borrow_mut();
+        for key in &self.keys {
+            in_flight.remove(key);
+        }
+    }
 }
 
 impl<'a, P: Platform> Relay<'a, P> {
-    pub fn new(config: &'a Config, platform: &'a P, memory: &'a RegistryMemory) -> Self {
+    /// Starts the clock: create the relay when the request arrives, before its body is read.
+    pub fn new(config: &'a Config, platform: &'a P, memory: &'a IsolateMemory) -> Self {
         Relay {
             config,
             platform,
             memory,
-            retry: RetryBudget::default(),
+            retry: RetryPolicy::default(),
+            started_ms: platform.now_ms(),
+            deferred: RefCell::default(),
         }
     }
 
+    /// What is left of the delivery's deadline.
+    fn remaining_ms(&self) -> u64 {
+        (self.started_ms + DEADLINE_MS).saturating_sub(self.platform.now_ms())
+    }
+
+    /// Sends a request bounded by what is left of the deadline.
+    async fn send(
+        &self,
+        mut request: HttpRequest,
+    ) -> Result<crate::platform::HttpResponse, crate::platform::SendError> {
+        let remaining = self.remaining_ms();
+        if remaining == 0 {
+            return Err(crate::platform::SendError::TimedOut { after_ms: 0 });
+        }
+        request.timeout_ms = remaining;
+        app_auth::send_authorized(self.config, self.platform, request).await
+    }
+
     /// Handles an admitted webhook delivery whose body has been read.
-    pub async fn deliver(&self, head: &RequestHead<'_>, kind: BodyKind, raw: &[u8]) -> Reply {
-        // In Workers the clock only moves across I/O, so this measures the time spent waiting on KV and
-        // GitHub, which is what dominates a delivery.
-        let started = self.platform.now_ms();
+    pub async fn deliver(
+        &self,
+        head: &RequestHead<'_>,
+        kind: BodyKind,
+        digest: &Digest,
+        raw: &[u8],
+    ) -> Reply {
         let mut facts = facts_from_head(head);
-        let mut notes = Vec::new();
-        let stop = match self.run(head, kind, raw, &mut facts, &mut notes).await {
+        let mut notes = Notes::default();
+        let stop = match self
+            .run(head, kind, digest, raw, &mut facts, &mut notes)
+            .await
+        {
             Ok(stop) | Err(stop) => stop,
         };
-        let elapsed = self.platform.now_ms().saturating_sub(started);
-        finish(stop, facts, elapsed, &notes)
+        // In Workers the clock only moves across I/O, so this measures the time spent waiting on KV and
+        // GitHub (and reading the body), which is what dominates a delivery.
+        let elapsed = self.platform.now_ms().saturating_sub(self.started_ms);
+        let mut reply = finish(stop, facts, elapsed, &notes);
+        reply.after_response = self.deferred.take();
+        reply
     }
 
     async fn run(
         &self,
         head: &RequestHead<'_>,
         kind: BodyKind,
+        digest: &Digest,
         raw: &[u8],
         facts: &mut DeliveryFacts,
-        notes: &mut Vec<String>,
+        notes: &mut Notes,
     ) -> Result<Stop, Stop> {
         read::check_length(raw.len() as u64)?;
-        verify_signature(&self.config.secrets, head.signature, raw).map_err(|err| match err {
-            SignatureError::NoSecretConfigured => {
-                Stop::misconfigured(format!("worker is not configured: {err}"))
-            }
-            other => Stop::unauthorized(other.to_string()),
-        })?;
+        self.platform
+            .verify_digest(&self.config.secrets, digest, raw)
+            .await
+            .map_err(|err| match err {
+                SignatureError::NoSecretConfigured => {
+                    Stop::misconfigured(format!("worker is not configured: {err}"))
+                }
+                other => Stop::unauthorized(other.to_string()),
+            })?;
         // Only an authenticated sender learns what is wrong with our configuration.
         if !self.config.problems.is_empty() {
             return Err(Stop::misconfigured(format!(
@@ -175,14 +303,44 @@ impl<'a, P: Platform> Relay<'a, P> {
         facts.commit_sha = Some(read::truncate_for_message(&push.after));
 
         if registry::push_touches_registry(&push, central, &self.config.registry_path) {
-            match self.fetch_registry(central).await {
-                Ok(_) => notes.push("registry: refreshed because this push changed it".into()),
-                Err(why) => notes.push(format!("registry: refresh after an edit failed: {why}")),
+            match self.fetch_registry(central, Some(&push.after)).await {
+                Ok(_) => notes.push("registry: refreshed because this push changed it"),
+                Err(failure) => notes.push(format!(
+                    "registry: refresh after an edit failed: {}",
+                    failure.detail
+                )),
             }
         }
 
         let candidate = filter::candidate(&push, &self.config.loop_guard)?;
-        let registry = self.registry(central, notes).await?;
+        let keys = [
+            dedup::key(&delivery),
+            dedup::push_key(&candidate.repository, &candidate.commit_sha),
+        ];
+        // With the registry in memory the lookup is instant, and the dedup records are read only for a
+        // push that publishes. Otherwise the registry read (KV, maybe GitHub) and the dedup reads go out
+        // together: a cold isolate's first delivery waits for one round trip less.
+        let now = self.platform.now_ms();
+        let registry_in_memory = self
+            .memory
+            .registry
+            .borrow()
+            .as_ref()
+            .is_some_and(|c| c.is_fresh(now, self.config.registry_ttl_ms));
+        let (registry, early_records) = if registry_in_memory {
+            (self.registry(central, notes).await, None)
+        } else {
+            let mut registry_notes = Notes::default();
+            let (registry, records) = join(
+                self.registry(central, &mut registry_notes),
+                self.read_records(&keys),
+            )
+            .await;
+            notes.lines.extend(registry_notes.lines);
+            notes.alarm |= registry_notes.alarm;
+            (registry, Some(records))
+        };
+        let registry = registry?;
         let entry = match registry.lookup(&candidate.repository) {
             Lookup::Active(entry) => entry,
             Lookup::Inactive(status) => {
@@ -200,32 +358,110 @@ impl<'a, P: Platform> Relay<'a, P> {
             }
         };
         let publish = filter::on_branch(candidate, entry.branch.as_deref())?;
-        self.check_not_dispatched(&delivery, notes).await?;
-        self.dispatch(central, &publish, &push, &delivery, facts, notes)
-            .await
+        let _in_flight = self.claim(&keys, &delivery)?;
+        let records = match early_records {
+            Some(records) => records,
+            None => self.read_records(&keys).await,
+        };
+        self.judge(records, &delivery, notes)?;
+        let result = self
+            .dispatch(central, &publish, &push, &delivery, facts, notes)
+            .await;
+        if let Ok((_, Some(record))) = &result {
+            self.remember(&keys, record);
+            // The record under the push (a copy under another delivery id finds it) and under the
+            // delivery id, which is all the sweeper knows of a delivery GitHub lists as failed: one that
+            // was dispatched but whose answer was lost must not be redelivered. Both after the response.
+            for key in &keys {
+                self.deferred.borrow_mut().push(KvWrite {
+                    key: key.clone(),
+                    value: record.clone(),
+                    ttl_seconds: Some(dedup::TTL_SECONDS),
+                });
+            }
+        }
+        result.map(|(stop, _)| stop)
     }
 
-    async fn check_not_dispatched(
+    /// Refuses a delivery or push that this isolate dispatched lately or that is in flight here;
+    /// otherwise marks it in flight until the returned guard is dropped.
+    fn claim(&self, keys: &[String; 2], delivery: &str) -> Result<InFlight<'a>, Stop> {
+        if let Some((_, record)) = self
+            .memory
+            .recent
+            .borrow()
+            .iter()
+            .find(|(key, _)| keys.contains(key))
+        {
+            return Err(self.duplicate(record, delivery));
+        }
+        if keys
+            .iter()
+            .any(|key| self.memory.in_flight.borrow().contains(key))
+        {
+            return Err(Stop::in_flight(
+                "this delivery or push is being dispatched by a request still in flight; \
+                 answered non-2xx so it stays redeliverable should that one fail",
+            ));
+        }
+        self.memory
+            .in_flight
+            .borrow_mut()
+            .extend(keys.iter().cloned());
+        Ok(InFlight {
+            memory: self.memory,
+            keys: keys.clone(),
+        })
+    }
+
+    /// The KV records under the delivery id and under the push, read together.
+    async fn read_records(&self, keys: &[String; 2]) -> [Result<Option<String>, String>; 2] {
+        let (by_delivery, by_push) = join(
+            self.platform.kv_get(&keys[0]),
+            self.platform.kv_get(&keys[1]),
+        )
+        .await;
+        [by_delivery, by_push]
+    }
+
+    /// A record under either key makes the delivery a duplicate.
+    fn judge(
         &self,
+        records: [Result<Option<String>, String>; 2],
         delivery: &str,
-        notes: &mut Vec<String>,
+        notes: &mut Notes,
     ) -> Result<(), Stop> {
-        match self.platform.kv_get(&dedup::key(delivery)).await {
-            Ok(None) => Ok(()),
-            Ok(Some(record)) => Err(Stop {
-                status: 200,
-                outcome: Outcome::Duplicate,
-                reason: dedup::reason(&record, self.platform.now_ms()),
-                headers: Vec::new(),
-            }),
-            // Better a second dispatch (the publisher skips what is published) than a lost one.
-            Err(why) => {
-                notes.push(format!("dedup: KV read failed, dispatching anyway: {why}"));
-                Ok(())
+        for found in records {
+            match found {
+                Ok(None) => {}
+                Ok(Some(record)) => return Err(self.duplicate(&record, delivery)),
+                // Better a second dispatch (the publisher skips what is published) than a lost one.
+                Err(why) => notes.push(format!("dedup: KV read failed, dispatching anyway: {why}")),
             }
+        }
+        Ok(())
+    }
+
+    fn duplicate(&self, record: &str, delivery: &str) -> Stop {
+        Stop {
+            status: 200,
+            outcome: Outcome::Duplicate,
+            reason: dedup::reason(record, self.platform.now_ms(), delivery),
+            headers: Vec::new(),
         }
     }
 
+    fn remember(&self, keys: &[String; 2], record: &str) {
+        let mut recent = self.memory.recent.borrow_mut();
+        for key in keys {
+            recent.push_back((key.clone(), record.to_string()));
+        }
+        while recent.len() > RECENT_DISPATCHES {
+            recent.pop_front();
+        }
+    }
+
+    /// The dispatch with its retries. Returns the dedup record to write when GitHub accepted it.
     async fn dispatch(
         &self,
         central: &RepoName,
@@ -233,8 +469,8 @@ impl<'a, P: Platform> Relay<'a, P> {
         push: &PushEvent,
         delivery: &str,
         facts: &mut DeliveryFacts,
-        notes: &mut Vec<String>,
-    ) -> Result<Stop, Stop> {
+        notes: &mut Notes,
+    ) -> Result<(Stop, Option<String>), Stop> {
         let payload = dispatch::client_payload(publish, push, delivery);
         facts.package_path = Some(payload.package_path.clone());
         let what = describe(&payload);
@@ -244,27 +480,21 @@ impl<'a, P: Platform> Relay<'a, P> {
                 "url": github::dispatch_url(self.config, central),
                 "body": dispatch::body_json(&payload),
             }));
-            return Ok(dispatched(format!("dry run: would dispatch {what}")));
+            return Ok((dispatched(format!("dry run: would dispatch {what}")), None));
         }
         let body = dispatch::body(&payload);
-        let started = self.platform.now_ms();
         let mut attempt = 1;
         loop {
             let request = github::dispatch_request(self.config, central, body.clone());
-            let result = app_auth::send_authorized(self.config, self.platform, request).await;
-            let elapsed = self.platform.now_ms().saturating_sub(started);
-            match after_attempt(attempt, &result, elapsed, self.retry) {
+            let result = self.send(request).await;
+            if let Err(error) = &result {
+                notes.push(format!("dispatch attempt {attempt}: {}", error.detail()));
+            }
+            match after_attempt(attempt, &result, self.remaining_ms(), self.retry) {
                 Next::Done => {
                     facts.attempts = Some(attempt);
                     let record = dedup::Record::new(&payload, self.platform.now_ms()).to_kv();
-                    let written = self
-                        .platform
-                        .kv_put(&dedup::key(delivery), &record, Some(dedup::TTL_SECONDS))
-                        .await;
-                    if let Err(why) = written {
-                        notes.push(format!("dedup: could not record the delivery: {why}"));
-                    }
-                    return Ok(dispatched(format!("dispatched {what}")));
+                    return Ok((dispatched(format!("dispatched {what}")), Some(record)));
                 }
                 Next::RetryAfter { delay_ms, why } => {
                     notes.push(format!(
@@ -286,15 +516,12 @@ impl<'a, P: Platform> Relay<'a, P> {
         }
     }
 
-    /// The registry through its tiers (module docs of `registry`).
-    async fn registry(
-        &self,
-        central: &RepoName,
-        notes: &mut Vec<String>,
-    ) -> Result<Registry, Stop> {
+    /// The registry through its tiers (module docs of `registry`): memory, KV, GitHub; a stale copy
+    /// when GitHub fails, and no second request to GitHub within 30 s of a failed one.
+    async fn registry(&self, central: &RepoName, notes: &mut Notes) -> Result<Registry, Stop> {
         let now = self.platform.now_ms();
         let ttl = self.config.registry_ttl_ms;
-        let in_memory = self.memory.borrow().clone();
+        let in_memory = self.memory.registry.borrow().clone();
         if let Some(copy) = in_memory.as_ref().filter(|c| c.is_fresh(now, ttl)) {
             return Ok(copy.registry.clone());
         }
@@ -310,102 +537,191 @@ impl<'a, P: Platform> Relay<'a, P> {
         };
         let best = registry::newest(in_memory, in_kv);
         if let Some(copy) = best.as_ref().filter(|c| c.is_fresh(now, ttl)) {
-            *self.memory.borrow_mut() = Some(copy.clone());
+            *self.memory.registry.borrow_mut() = Some(copy.clone());
             return Ok(copy.registry.clone());
         }
-        match self.fetch_registry(central).await {
-            Ok(fresh) => Ok(fresh.registry),
-            Err(why) => match best {
-                Some(stale) => {
-                    notes.push(format!(
-                        "registry: GitHub failed ({why}); using the copy from {} s ago",
-                        stale.age_ms(now) / 1000
-                    ));
-                    let registry = stale.registry.clone();
-                    *self.memory.borrow_mut() = Some(stale);
-                    Ok(registry)
-                }
-                None => Err(Stop::upstream_failed(format!(
-                    "registry unavailable and no cached copy: {why}"
-                ))),
+        let held = self
+            .memory
+            .registry_failure
+            .borrow()
+            .clone()
+            .filter(|f| now.saturating_sub(f.at_ms) < REFRESH_FAILURE_HOLD_MS);
+        let failure = match held {
+            Some(failure) => {
+                notes.push(format!(
+                    "registry: not asking GitHub again within {} s of a failed refresh",
+                    REFRESH_FAILURE_HOLD_MS / 1000
+                ));
+                failure
+            }
+            None => match self.fetch_registry(central, None).await {
+                Ok(fresh) => return Ok(fresh.registry),
+                Err(failure) => failure,
             },
+        };
+        notes.push(format!("registry: {}", failure.detail));
+        if failure.configuration {
+            notes.alarm = true;
+        }
+        match best {
+            Some(stale) => {
+                let age_ms = stale.age_ms(now);
+                notes.push(format!(
+                    "registry: using the copy from {} s ago",
+                    age_ms / 1000
+                ));
+                if age_ms > self.config.registry_max_stale_ms {
+                    notes.alarm = true;
+                    notes.push(format!(
+                        "registry: the copy is older than REGISTRY_MAX_STALE_SECONDS ({} s)",
+                        self.config.registry_max_stale_ms / 1000
+                    ));
+                }
+                let registry = stale.registry.clone();
+                *self.memory.registry.borrow_mut() = Some(stale);
+                Ok(registry)
+            }
+            None if failure.configuration => Err(Stop::misconfigured(format!(
+                "worker is not configured: {}",
+                failure.public
+            ))),
+            None => Err(Stop::upstream_failed(format!(
+                "registry unavailable and no cached copy: {}",
+                failure.public
+            ))),
         }
     }
 
-    /// Reads the registry file from GitHub and stores it in KV and memory.
-    async fn fetch_registry(&self, central: &RepoName) -> Result<CachedRegistry, String> {
-        let request = github::registry_file_request(self.config, central);
-        let response = app_auth::send_authorized(self.config, self.platform, request)
-            .await
-            .map_err(|e| format!("network error: {e}"))?;
-        if response.status != 200 {
-            return Err(format!(
-                "reading {} from {central}: GitHub answered {}: {}",
-                self.config.registry_path,
-                response.status,
-                github::error_message(&response.body)
-            ));
+    /// Reads the registry file from GitHub (as of `at_commit` if given) and stores it in KV and memory;
+    /// a failure is remembered for `REFRESH_FAILURE_HOLD_MS`.
+    async fn fetch_registry(
+        &self,
+        central: &RepoName,
+        at_commit: Option<&str>,
+    ) -> Result<CachedRegistry, RegistryFailure> {
+        let result = self.try_fetch_registry(central, at_commit).await;
+        match &result {
+            Ok(copy) => {
+                *self.memory.registry.borrow_mut() = Some(copy.clone());
+                *self.memory.registry_failure.borrow_mut() = None;
+            }
+            Err(failure) => *self.memory.registry_failure.borrow_mut() = Some(failure.clone()),
         }
-        let registry = Registry::parse(&response.body).map_err(|why| {
-            format!(
-                "{} in {central} is invalid: {why}",
-                self.config.registry_path
+        result
+    }
+
+    async fn try_fetch_registry(
+        &self,
+        central: &RepoName,
+        at_commit: Option<&str>,
+    ) -> Result<CachedRegistry, RegistryFailure> {
+        let path = &self.config.registry_path;
+        let failure = |public: String, detail: String, configuration: bool| RegistryFailure {
+            at_ms: self.platform.now_ms(),
+            public,
+            detail,
+            configuration,
+        };
+        let request = github::registry_file_request(self.config, central, at_commit);
+        let response = self.send(request).await.map_err(|error| {
+            failure(
+                format!("reading {path} from {central}: {}", error.public()),
+                format!("reading {path} from {central}: {}", error.detail()),
+                false,
             )
         })?;
+        if response.status != 200 {
+            let why = format!(
+                "reading {path} from {central}: GitHub answered {}: {}",
+                response.status,
+                github::error_message(&response.body)
+            );
+            // Not an outage: the repository, the path or the token's access is wrong.
+            let configuration = matches!(response.status, 401 | 403 | 404);
+            let why = if configuration {
+                format!("{why} (check DISPATCH_REPO, REGISTRY_PATH and the token's access)")
+            } else {
+                why
+            };
+            return Err(failure(why.clone(), why, configuration));
+        }
+        let registry = Registry::parse(&response.body).map_err(|why| {
+            let why = format!("{path} in {central} is invalid: {why}");
+            failure(why.clone(), why, true)
+        })?;
         let fetched_at_ms = self.platform.now_ms();
-        let copy = CachedRegistry {
+        // For other isolates, after the response: a failed or late KV write costs only a later
+        // GitHub request.
+        self.deferred.borrow_mut().push(KvWrite {
+            key: self.registry_key(central),
+            value: CachedRegistry::to_kv(&response.body, fetched_at_ms),
+            ttl_seconds: None,
+        });
+        Ok(CachedRegistry {
             fetched_at_ms,
             registry,
-        };
-        // A failed KV write costs only a later GitHub request; the delivery goes on.
-        let _ = self
-            .platform
-            .kv_put(
-                &self.registry_key(central),
-                &CachedRegistry::to_kv(&response.body, fetched_at_ms),
-                None,
-            )
-            .await;
-        *self.memory.borrow_mut() = Some(copy.clone());
-        Ok(copy)
+        })
     }
 
     fn registry_key(&self, central: &RepoName) -> String {
         registry::kv_key(central, &self.config.registry_path)
     }
 
-    /// `GET /health`: what an operator checks first. Reads memory and KV only, never GitHub.
-    pub async fn health(&self) -> Reply {
+    /// `GET /health`, answered from the isolate's memory (no KV read, no GitHub request). Anyone learns
+    /// `status` and `version`; the details need `Authorization: Bearer <HEALTH_TOKEN>`.
+    pub fn health(&self, authorization: Option<&str>) -> Reply {
         let now = self.platform.now_ms();
-        let in_memory = self.memory.borrow().clone();
-        let copy = match (in_memory, &self.config.dispatch_repo) {
-            (Some(copy), _) => Some((copy, "memory")),
-            (None, Some(central)) => {
-                match self.platform.kv_get(&self.registry_key(central)).await {
-                    Ok(Some(value)) => CachedRegistry::from_kv(&value).ok().map(|c| (c, "kv")),
-                    _ => None,
-                }
-            }
-            (None, None) => None,
+        let copy = self.memory.registry.borrow().clone();
+        let failure = self.memory.registry_failure.borrow().clone();
+        let stale = copy
+            .as_ref()
+            .is_some_and(|c| c.age_ms(now) > self.config.registry_max_stale_ms);
+        let status = if !self.config.problems.is_empty() {
+            "misconfigured"
+        } else if stale {
+            "stale"
+        } else {
+            "ok"
         };
-        let registry = copy.map(|(copy, tier)| {
+        let body = if health_authorized(self.config.health_token.as_deref(), authorization) {
             json!({
-                "entries": copy.registry.len(),
-                "age_seconds": copy.age_ms(now) / 1000,
-                "tier": tier,
+                "status": status,
+                "service": "upm-relay",
+                "version": env!("CARGO_PKG_VERSION"),
+                "dispatch_repo": self.config.dispatch_repo.as_ref().map(RepoName::as_str),
+                "dry_run": self.config.dry_run,
+                "registry": copy.map(|copy| json!({
+                    "entries": copy.registry.len(),
+                    "age_seconds": copy.age_ms(now) / 1000,
+                    "tier": "memory",
+                })),
+                "registry_error": failure.map(|f| f.public),
+                "problems": self.config.problems,
             })
-        });
-        let body = json!({
-            "status": if self.config.problems.is_empty() { "ok" } else { "misconfigured" },
-            "service": "upm-relay",
-            "version": env!("CARGO_PKG_VERSION"),
-            "dispatch_repo": self.config.dispatch_repo.as_ref().map(RepoName::as_str),
-            "dry_run": self.config.dry_run,
-            "registry": registry,
-            "problems": self.config.problems,
-        });
-        Reply::json(200, body.to_string())
+        } else {
+            json!({ "status": status, "version": env!("CARGO_PKG_VERSION") })
+        };
+        Reply {
+            status: 200,
+            // Monitors and proxies must not serve an old answer.
+            headers: vec![("Cache-Control", "no-store".to_string())],
+            body: body.to_string(),
+            log: None,
+            after_response: Vec::new(),
+        }
     }
+}
+
+/// `Authorization: Bearer <token>` against HEALTH_TOKEN, compared in constant time.
+fn health_authorized(token: Option<&str>, authorization: Option<&str>) -> bool {
+    let (Some(token), Some(presented)) = (token, authorization) else {
+        return false;
+    };
+    let Some(presented) = presented.trim().strip_prefix("Bearer ") else {
+        return false;
+    };
+    let (a, b) = (token.as_bytes(), presented.trim().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn dispatched(reason: String) -> Stop {

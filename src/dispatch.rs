@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::classify::PushEvent;
 use crate::filter::{ChangedPackages, Publish};
-use crate::platform::HttpResponse;
+use crate::platform::{HttpResponse, SendError};
 
 pub const EVENT_TYPE: &str = "package_publish";
 
@@ -13,6 +13,11 @@ pub const EVENT_TYPE: &str = "package_publish";
 /// cut to this many bytes; the package list falls back to "scan everything" past its own bound.
 pub const COMMIT_MESSAGE_LIMIT: usize = 4096;
 pub const PACKAGE_PATH_LIMIT: usize = 32 * 1024;
+/// The whole request body stays under GitHub's 64 KB with room to spare.
+pub const BODY_LIMIT: usize = 60 * 1024;
+const SHORT_MESSAGE_LIMIT: usize = 512;
+/// A display name; GitHub's own limit is far below this, but the payload is not GitHub's to bound here.
+const AUTHOR_LIMIT: usize = 256;
 /// `package_path` when the publisher should find every package itself. Not an empty string: the
 /// workflow's `a || b` expressions treat "" as missing.
 pub const EVERY_PACKAGE: &str = "*";
@@ -50,23 +55,38 @@ pub fn client_payload(publish: &Publish, push: &PushEvent, delivery: &str) -> Cl
             .map(|s| s.login.clone())
             .unwrap_or_default(),
     };
-    ClientPayload {
+    let mut payload = ClientPayload {
         repository: publish.repository.to_string(),
         commit_sha: publish.commit_sha.clone(),
         commit_message: truncate(
             head.map(|c| c.message.as_str()).unwrap_or(""),
             COMMIT_MESSAGE_LIMIT,
         ),
-        commit_author,
+        commit_author: truncate(&commit_author, AUTHOR_LIMIT),
         branch: publish.branch.clone(),
         package_path: package_path(&publish.packages),
         delivery: delivery.to_string(),
+    };
+    // The limits above count bytes of text; JSON escaping can multiply them (a control character is six
+    // bytes escaped). What GitHub limits is the body, so the body is measured, and shrunk if need be:
+    // first "scan everything", then a shorter message.
+    if body(&payload).len() > BODY_LIMIT {
+        payload.package_path = EVERY_PACKAGE.to_string();
     }
+    if body(&payload).len() > BODY_LIMIT {
+        payload.commit_message = truncate(&payload.commit_message, SHORT_MESSAGE_LIMIT);
+    }
+    payload
 }
 
 pub fn package_path(packages: &ChangedPackages) -> String {
     match packages {
         ChangedPackages::Paths(dirs) => {
+            // A directory named with a comma cannot travel in a comma-separated list without
+            // becoming two wrong paths: let the publisher find every package instead.
+            if dirs.iter().any(|d| d.contains(',')) {
+                return EVERY_PACKAGE.to_string();
+            }
             let joined = dirs.join(",");
             // Past the bound, "scan everything" loses nothing: the publisher skips what is published.
             if joined.len() > PACKAGE_PATH_LIMIT {
@@ -105,21 +125,24 @@ pub fn truncate(text: &str, limit: usize) -> String {
     format!("{}{TRUNCATION_NOTE}", &text[..end])
 }
 
-/// How hard we try. GitHub gives a webhook 10 seconds to answer before it records a timeout, so the
-/// retries (and the waits between them) must end well before that, leaving room for the registry lookup.
+/// How hard we try. Every attempt runs inside the delivery's one deadline (`delivery::DEADLINE_MS`,
+/// counted from the request's start, well before GitHub's 10 s delivery timeout), so the retries are
+/// bounded by what is left of it rather than by a budget of their own.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryBudget {
+pub struct RetryPolicy {
     pub max_attempts: u32,
-    pub total_ms: u64,
     pub first_backoff_ms: u64,
+    /// Another attempt is made only if at least this much time is left after waiting for it: a dispatch
+    /// that is cut off mid-flight may have reached GitHub, and then the 502 we answer is a lie.
+    pub min_attempt_ms: u64,
 }
 
-impl Default for RetryBudget {
+impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryBudget {
+        RetryPolicy {
             max_attempts: 3,
-            total_ms: 6_000,
             first_backoff_ms: 250,
+            min_attempt_ms: 1_000,
         }
     }
 }
@@ -131,13 +154,13 @@ pub enum Next {
     GiveUp(String),
 }
 
-/// Decides what follows an attempt. `attempt` counts from 1; `elapsed_ms` is the time since the first
-/// attempt started.
+/// Decides what follows an attempt. `attempt` counts from 1; `remaining_ms` is what is left of the
+/// delivery's deadline. `why` never carries the runtime's own error text (`SendError::public`).
 pub fn after_attempt(
     attempt: u32,
-    result: &Result<HttpResponse, String>,
-    elapsed_ms: u64,
-    budget: RetryBudget,
+    result: &Result<HttpResponse, SendError>,
+    remaining_ms: u64,
+    policy: RetryPolicy,
 ) -> Next {
     let (why, retry_after_ms) = match result {
         Ok(response) if (200..300).contains(&response.status) => return Next::Done,
@@ -160,29 +183,36 @@ pub fn after_attempt(
             }
             (why, retry_after_ms)
         }
-        Err(network) => (format!("network error: {network}"), None),
+        Err(error) => (error.public(), None),
     };
-    if attempt >= budget.max_attempts {
+    if attempt >= policy.max_attempts {
         return Next::GiveUp(format!("{why} (after {attempt} attempts)"));
     }
-    let backoff = budget.first_backoff_ms << (attempt - 1).min(8);
+    let backoff = policy.first_backoff_ms << (attempt - 1).min(8);
     let delay_ms = retry_after_ms.map_or(backoff, |ms| ms.max(backoff));
-    if elapsed_ms + delay_ms >= budget.total_ms {
+    if delay_ms >= remaining_ms || remaining_ms - delay_ms < policy.min_attempt_ms {
         return Next::GiveUp(format!(
-            "{why} (retry budget of {} ms spent after {attempt} attempts)",
-            budget.total_ms
+            "{why} (no time left for attempt {} before the delivery's deadline)",
+            attempt + 1
         ));
     }
     Next::RetryAfter { delay_ms, why }
 }
 
-/// `Retry-After` in seconds (GitHub's form). The HTTP-date form is not used by GitHub and reads as absent.
+/// `Retry-After` in seconds, GitHub's form; a value too large for any clock saturates (and then cannot
+/// fit the deadline). The HTTP-date form is not used by GitHub and is ignored: the ordinary backoff
+/// applies.
 fn parse_retry_after_ms(value: &str) -> Option<u64> {
-    value
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| s.saturating_mul(1000))
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        value
+            .parse::<u64>()
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1000),
+    )
 }
 
 #[cfg(test)]
@@ -192,7 +222,7 @@ mod tests {
     use crate::fixtures::push_touching;
     use serde_json::Value;
 
-    fn response(status: u16, retry_after: Option<&str>) -> Result<HttpResponse, String> {
+    fn response(status: u16, retry_after: Option<&str>) -> Result<HttpResponse, SendError> {
         Ok(HttpResponse {
             status,
             retry_after: retry_after.map(str::to_string),
@@ -264,36 +294,66 @@ mod tests {
     }
 
     #[test]
+    fn escaping_cannot_push_the_body_past_githubs_limit() {
+        let mut push = push_touching(&["package.json"]);
+        // 4 KiB of control characters: 24 KiB escaped.
+        push.head_commit.as_mut().unwrap().message = "\u{1}".repeat(5_000);
+        let mut publish = publish_for(&push);
+        // Directories whose quotes double in JSON, just under the raw 32 KiB bound.
+        publish.packages = ChangedPackages::Paths(
+            (0..300)
+                .map(|i| format!("{}{i}", "\"".repeat(100)))
+                .collect(),
+        );
+        let payload = client_payload(&publish, &push, "d");
+        assert!(
+            body(&payload).len() <= BODY_LIMIT,
+            "{}",
+            body(&payload).len()
+        );
+        assert_eq!(payload.package_path, EVERY_PACKAGE);
+    }
+
+    #[test]
+    fn a_comma_in_a_directory_name_means_scan_everything() {
+        let dirs = vec!["Packages/a".to_string(), "Packages/b,c".to_string()];
+        assert_eq!(package_path(&ChangedPackages::Paths(dirs)), "*");
+    }
+
+    const PLENTY: u64 = 7_000;
+
+    #[test]
     fn success_is_done() {
-        let budget = RetryBudget::default();
+        let policy = RetryPolicy::default();
         assert_eq!(
-            after_attempt(1, &response(204, None), 0, budget),
+            after_attempt(1, &response(204, None), PLENTY, policy),
             Next::Done
         );
         assert_eq!(
-            after_attempt(3, &response(200, None), 0, budget),
+            after_attempt(3, &response(200, None), 0, policy),
             Next::Done
         );
     }
 
     #[test]
     fn server_errors_and_network_failures_are_retried_with_backoff() {
-        let budget = RetryBudget::default();
+        let policy = RetryPolicy::default();
         for result in [
             response(500, None),
             response(502, None),
             response(429, None),
-            Err("connection reset".into()),
+            Err(SendError::Network("connection reset".into())),
+            Err(SendError::TimedOut { after_ms: 900 }),
         ] {
-            match after_attempt(1, &result, 100, budget) {
+            match after_attempt(1, &result, PLENTY, policy) {
                 Next::RetryAfter { delay_ms: 250, .. } => {}
                 other => panic!("{result:?}: {other:?}"),
             }
             assert!(matches!(
-                after_attempt(2, &result, 400, budget),
+                after_attempt(2, &result, PLENTY, policy),
                 Next::RetryAfter { delay_ms: 500, .. }
             ));
-            match after_attempt(3, &result, 1_000, budget) {
+            match after_attempt(3, &result, PLENTY, policy) {
                 Next::GiveUp(why) => assert!(why.ends_with("(after 3 attempts)"), "{why}"),
                 other => panic!("{other:?}"),
             }
@@ -301,9 +361,40 @@ mod tests {
     }
 
     #[test]
+    fn the_runtimes_error_text_is_not_in_the_reason() {
+        let result = Err(SendError::Network(
+            "TypeError: internal error; reference = 0123abcd".into(),
+        ));
+        for remaining in [PLENTY, 0] {
+            let why = match after_attempt(1, &result, remaining, RetryPolicy::default()) {
+                Next::RetryAfter { why, .. } | Next::GiveUp(why) => why,
+                Next::Done => panic!("not done"),
+            };
+            assert!(
+                !why.contains("reference") && !why.contains("TypeError"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_is_made_only_if_it_fits_the_deadline() {
+        let policy = RetryPolicy::default();
+        // 250 ms backoff + 1 s for the attempt: fits in 1.25 s, not in 1.2 s.
+        assert!(matches!(
+            after_attempt(1, &response(502, None), 1_250, policy),
+            Next::RetryAfter { delay_ms: 250, .. }
+        ));
+        match after_attempt(1, &response(502, None), 1_200, policy) {
+            Next::GiveUp(why) => assert!(why.contains("deadline"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn client_errors_are_final() {
         for status in [401, 403, 404, 422] {
-            match after_attempt(1, &response(status, None), 0, RetryBudget::default()) {
+            match after_attempt(1, &response(status, None), PLENTY, RetryPolicy::default()) {
                 Next::GiveUp(why) => assert!(
                     why.starts_with(&format!("GitHub answered {status}: Server Error")),
                     "{why}"
@@ -314,10 +405,10 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_within_the_budget() {
-        let budget = RetryBudget::default();
+    fn retry_after_is_honoured_within_the_deadline() {
+        let budget = RetryPolicy::default();
         assert!(matches!(
-            after_attempt(1, &response(429, Some("2")), 0, budget),
+            after_attempt(1, &response(429, Some("2")), PLENTY, budget),
             Next::RetryAfter {
                 delay_ms: 2_000,
                 ..
@@ -325,24 +416,47 @@ mod tests {
         ));
         // A secondary rate limit is a 403 with Retry-After.
         assert!(matches!(
-            after_attempt(1, &response(403, Some("1")), 0, budget),
+            after_attempt(1, &response(403, Some("1")), PLENTY, budget),
             Next::RetryAfter {
                 delay_ms: 1_000,
                 ..
             }
         ));
         // Waiting 60 s would outlast GitHub's 10 s delivery timeout: give up now, answer 502.
-        match after_attempt(1, &response(429, Some("60")), 0, budget) {
-            Next::GiveUp(why) => assert!(why.contains("retry budget"), "{why}"),
+        match after_attempt(1, &response(429, Some("60")), PLENTY, budget) {
+            Next::GiveUp(why) => assert!(why.contains("deadline"), "{why}"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            after_attempt(2, &response(503, None), 5_900, budget),
+            after_attempt(2, &response(503, None), 100, budget),
             Next::GiveUp(_)
         ));
-        assert!(matches!(
-            after_attempt(1, &response(429, Some("soon")), 0, budget),
-            Next::RetryAfter { delay_ms: 250, .. }
-        ));
+        // Not seconds: the ordinary backoff (an HTTP-date is ignored, see parse_retry_after_ms).
+        for odd in ["soon", "Wed, 21 Oct 2026 07:28:00 GMT", "-5", "1.5", ""] {
+            assert!(
+                matches!(
+                    after_attempt(1, &response(429, Some(odd)), PLENTY, budget),
+                    Next::RetryAfter { delay_ms: 250, .. }
+                ),
+                "{odd:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_enormous_retry_after_does_not_overflow() {
+        let budget = RetryPolicy::default();
+        for huge in [
+            "99999999999999999",
+            "18446744073709551615",
+            "999999999999999999999999999999",
+        ] {
+            for remaining in [PLENTY, u64::MAX] {
+                match after_attempt(1, &response(429, Some(huge)), remaining, budget) {
+                    Next::GiveUp(why) => assert!(why.contains("deadline"), "{why}"),
+                    other => panic!("{huge}: {other:?}"),
+                }
+            }
+        }
     }
 }

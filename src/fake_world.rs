@@ -10,9 +10,9 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use sha2::Sha256;
 
-use crate::platform::{HttpRequest, HttpResponse, Platform};
+use crate::platform::{HttpRequest, HttpResponse, Platform, SendError};
 
-pub const API: &str = "http://github.test";
+pub const API: &str = "https://github.test";
 
 /// The test-only App key (tests/fixtures/app-auth/README.md).
 pub fn test_key_pem(form: &str) -> String {
@@ -100,7 +100,7 @@ impl World {
 }
 
 impl Platform for World {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, String> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError> {
         self.send_for_page(request)
             .await
             .map(|(response, _)| response)
@@ -109,7 +109,7 @@ impl Platform for World {
     async fn send_for_page(
         &self,
         request: HttpRequest,
-    ) -> Result<(HttpResponse, Option<String>), String> {
+    ) -> Result<(HttpResponse, Option<String>), SendError> {
         let key = (request.method.to_string(), request.url.clone());
         self.sent.borrow_mut().push(request);
         let mut scripts = self.scripts.borrow_mut();
@@ -121,7 +121,7 @@ impl Platform for World {
         } else {
             script.front().cloned().expect("a script has an answer")
         };
-        next.map(|a| {
+        next.map_err(SendError::Network).map(|a| {
             (
                 HttpResponse {
                     status: a.status,

@@ -4,6 +4,8 @@
 //! pushes that could publish: `candidate` runs the checks that need nothing but the payload, `on_branch`
 //! the branch check, which needs the registry's per-repository override.
 
+use std::collections::HashMap;
+
 use crate::classify::PushEvent;
 use crate::model::RepoName;
 use crate::respond::Stop;
@@ -11,6 +13,8 @@ use crate::respond::Stop;
 /// GitHub lists at most this many commits in a push payload; a push with more may have touched a
 /// package.json we cannot see (GitHub's push event documentation).
 pub const GITHUB_COMMIT_LIST_CAP: usize = 2048;
+
+const MAX_BRANCH_BYTES: usize = 255;
 
 /// Directories whose package.json files are never UPM packages of the repository (Unity's generated
 /// folders and vendored npm dependencies). The publisher skips the same ones.
@@ -94,6 +98,20 @@ pub fn candidate(push: &PushEvent, guard: &LoopGuard) -> Result<Candidate, Stop>
             crate::read::truncate_for_message(&push.git_ref)
         )));
     };
+    // Git refuses an empty branch name, so GitHub never sends one: the payload is malformed. GitHub
+    // caps ref names at 255 bytes; a longer one would only bloat the dispatch.
+    if branch.is_empty() {
+        return Err(Stop::bad_request("payload field ref names no branch"));
+    }
+    if branch.len() > MAX_BRANCH_BYTES {
+        return Err(Stop::bad_request(format!(
+            "payload field ref is longer than {MAX_BRANCH_BYTES} bytes"
+        )));
+    }
+    // A commit id: 40 hex digits (SHA-1), or 64 in a SHA-256 repository.
+    if !matches!(push.after.len(), 40 | 64) || !push.after.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Stop::bad_request("payload field after is not a commit sha"));
+    }
     if push.deleted {
         return Err(Stop::ignored(format!("branch {branch} was deleted")));
     }
@@ -120,7 +138,12 @@ pub fn candidate(push: &PushEvent, guard: &LoopGuard) -> Result<Candidate, Stop>
     Ok(Candidate {
         repository,
         branch: branch.to_string(),
-        default_branch: push.repository.default_branch.clone(),
+        // An empty default branch is no default branch (it would match nothing real).
+        default_branch: push
+            .repository
+            .default_branch
+            .clone()
+            .filter(|b| !b.is_empty()),
         commit_sha: push.after.clone(),
         packages,
     })
@@ -155,48 +178,52 @@ fn skip_marker(message: &str) -> Option<&'static str> {
 }
 
 /// Walks the commits in order, so a package.json added and later removed within one push is not
-/// published, and one removed and re-added is.
+/// published, and one removed and re-added is. Linear in the number of paths: a directory's position
+/// is found through a map, not by scanning the list (a hostile push may list 100,000 of them).
 pub fn changed_packages(push: &PushEvent) -> ChangedPackages {
     if push.commits.len() >= GITHUB_COMMIT_LIST_CAP {
         return ChangedPackages::Unknown;
     }
-    let mut dirs: Vec<String> = Vec::new();
+    // First-seen order; a removed directory leaves a hole rather than shifting the rest.
+    let mut order: Vec<Option<&str>> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
     for commit in &push.commits {
-        for path in commit.added.iter().chain(&commit.modified) {
+        for path in commit.added.iter().chain(commit.modified.iter()) {
             if let Some(dir) = package_dir(path) {
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
+                position.entry(dir).or_insert_with(|| {
+                    order.push(Some(dir));
+                    order.len() - 1
+                });
             }
         }
-        for path in &commit.removed {
-            if let Some(dir) = package_dir(path) {
-                dirs.retain(|d| *d != dir);
+        for path in commit.removed.iter() {
+            if let Some(index) = package_dir(path).and_then(|dir| position.remove(dir)) {
+                order[index] = None;
             }
         }
     }
-    ChangedPackages::Paths(dirs)
+    ChangedPackages::Paths(order.into_iter().flatten().map(str::to_string).collect())
 }
 
-/// The directory of a UPM manifest: the basename must be exactly `package.json` (not
-/// `my-package.json`, not `Package.json`: Unity only reads the exact name).
-fn package_dir(path: &str) -> Option<String> {
+/// The directory of a UPM manifest, `.` for the repository root: the basename must be exactly
+/// `package.json` (not `my-package.json`, not `Package.json`: Unity only reads the exact name). A path
+/// that does not stay inside the repository (`..`, `.`, empty segments, a leading `/`, a backslash) is
+/// not one GitHub lists; it names no package and is skipped.
+fn package_dir(path: &str) -> Option<&str> {
     let (dir, file) = match path.rsplit_once('/') {
         Some((dir, file)) => (dir, file),
         None => ("", path),
     };
-    if file != "package.json"
-        || dir
-            .split('/')
-            .any(|segment| IGNORED_DIRS.contains(&segment))
-    {
+    if file != "package.json" || path.contains('\\') {
         return None;
     }
-    Some(if dir.is_empty() {
-        ".".to_string()
-    } else {
-        dir.to_string()
-    })
+    if dir.is_empty() {
+        return (!path.starts_with('/')).then_some(".");
+    }
+    let clean = dir.split('/').all(|segment| {
+        !segment.is_empty() && segment != "." && segment != ".." && !IGNORED_DIRS.contains(&segment)
+    });
+    clean.then_some(dir)
 }
 
 #[cfg(test)]
@@ -210,7 +237,12 @@ mod tests {
     }
 
     fn commit(added: &[&str], modified: &[&str], removed: &[&str]) -> PushCommit {
-        let own = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        let own = |list: &[&str]| {
+            list.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into()
+        };
         PushCommit {
             added: own(added),
             modified: own(modified),
@@ -400,6 +432,61 @@ mod tests {
             .reason
             .contains("loop guard"));
         assert!(candidate(&push, &LoopGuard::default()).is_ok());
+    }
+
+    #[test]
+    fn paths_outside_the_repository_name_no_package() {
+        let mut push = push_touching(&[]);
+        push.commits = vec![commit(
+            &[
+                "../../package.json",
+                "Packages/../package.json",
+                "./package.json",
+                "/package.json",
+                "Packages//a/package.json",
+                "Packages\\b\\package.json",
+                "Packages/ok/package.json",
+            ],
+            &[],
+            &[],
+        )];
+        assert_eq!(changed_packages(&push), paths(&["Packages/ok"]));
+        push.commits = vec![commit(&["../../package.json"], &[], &[])];
+        assert_eq!(
+            candidate(&push, &LoopGuard::default()).unwrap_err().reason,
+            "no package.json added or modified"
+        );
+    }
+
+    #[test]
+    fn an_empty_branch_name_is_malformed() {
+        let mut push = push_touching(&["package.json"]);
+        push.git_ref = "refs/heads/".into();
+        push.repository.default_branch = Some(String::new());
+        let stop = candidate(&push, &LoopGuard::default()).unwrap_err();
+        assert_eq!(stop.status, 400, "{}", stop.reason);
+        // An empty default branch is no default branch: nothing can match it.
+        push.git_ref = "refs/heads/master".into();
+        let found = candidate(&push, &LoopGuard::default()).unwrap();
+        assert!(on_branch(found, None)
+            .unwrap_err()
+            .reason
+            .contains("no default branch"));
+    }
+
+    #[test]
+    fn many_distinct_packages_are_linear() {
+        let mut push = push_touching(&[]);
+        let many: Vec<String> = (0..100_000)
+            .map(|i| format!("Packages/p{i}/package.json"))
+            .collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        push.commits = vec![commit(&refs, &refs, &refs[..50_000])];
+        let ChangedPackages::Paths(dirs) = changed_packages(&push) else {
+            panic!("paths")
+        };
+        assert_eq!(dirs.len(), 50_000);
+        assert_eq!(dirs[0], "Packages/p50000");
     }
 
     #[test]

@@ -41,22 +41,35 @@ pub(crate) fn request(
         url: format!("{}{}", config.github_api, path),
         headers,
         body,
+        // Never unbounded: at most one delivery's deadline. A delivery narrows it to what is left of its
+        // own (`Relay::send`); any other caller gets this bound unless it sets its own.
+        timeout_ms: crate::delivery::DEADLINE_MS,
     }
 }
 
 /// `GET /repos/{central}/contents/{path}` with the raw media type, so the body is the file itself
-/// (no base64 envelope, and files up to 100 MB instead of 1 MB).
-pub fn registry_file_request(config: &Config, central: &RepoName) -> HttpRequest {
+/// (no base64 envelope, and files up to 100 MB instead of 1 MB). With `at_commit`, the file as of
+/// that commit (`?ref=`): right after a push that edits it, the default branch's tip may still be
+/// served from a cache GitHub has not updated yet.
+pub fn registry_file_request(
+    config: &Config,
+    central: &RepoName,
+    at_commit: Option<&str>,
+) -> HttpRequest {
     let path = config
         .registry_path
         .split('/')
         .map(|segment| utf8_percent_encode(segment, PATH_SEGMENT).to_string())
         .collect::<Vec<_>>()
         .join("/");
+    let query = match at_commit {
+        Some(sha) => format!("?ref={}", utf8_percent_encode(sha, PATH_SEGMENT)),
+        None => String::new(),
+    };
     request(
         config,
         "GET",
-        &format!("/repos/{}/contents/{path}", central.as_str()),
+        &format!("/repos/{}/contents/{path}{query}", central.as_str()),
         "application/vnd.github.raw+json",
         None,
     )
@@ -127,14 +140,24 @@ mod tests {
                 .map(|(_, v)| v.as_str())
         };
         assert_eq!(header("Authorization"), Some("Bearer t0ken"));
+        assert_eq!(
+            req.timeout_ms,
+            crate::delivery::DEADLINE_MS,
+            "never without a timeout"
+        );
         assert!(header("User-Agent").unwrap().starts_with("upm-relay/"));
         assert_eq!(header("X-GitHub-Api-Version"), Some("2022-11-28"));
         assert_eq!(header("Content-Type"), Some("application/json"));
 
-        let req = registry_file_request(&config(None), &central);
+        let req = registry_file_request(&config(None), &central, None);
         assert_eq!(
             req.url,
             "http://127.0.0.1:1/repos/Studio/Central/contents/config/my%20repos.json"
+        );
+        let at = registry_file_request(&config(None), &central, Some("6113728f27ae"));
+        assert_eq!(
+            at.url,
+            "http://127.0.0.1:1/repos/Studio/Central/contents/config/my%20repos.json?ref=6113728f27ae"
         );
         assert!(req.headers.iter().all(|(n, _)| *n != "Authorization"));
         assert!(req.body.is_none());

@@ -1,8 +1,11 @@
-//! The seam between the pure stages and the runtime: GitHub (any HTTP), Workers KV and the clock.
+//! The seam between the pure stages and the runtime: GitHub (any HTTP), Workers KV, the clock and the
+//! HMAC comparison.
 //!
-//! The worker implements it with `worker::Fetch`, the `REGISTRY` KV namespace, `Date` and `Delay`; the
-//! native tests implement it with a scripted fake world, so the whole delivery path runs under `cargo
-//! test` without workerd.
+//! The worker implements it with `fetch` (each with an abort timeout), the `REGISTRY` KV namespace,
+//! `Date`, `setTimeout` and WebCrypto; the native tests implement it with a scripted fake world, so the
+//! whole delivery path runs under `cargo test` without workerd.
+
+use crate::verify::{self, Digest, SignatureError, WebhookSecrets};
 
 /// An outbound HTTP request, already fully decided (URL, headers, body) by a pure function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +14,9 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<String>,
+    /// The request (and reading its response) is abandoned after this long: what is left of the
+    /// delivery's deadline (`delivery::DEADLINE_MS`).
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +27,44 @@ pub struct HttpResponse {
     pub body: String,
 }
 
+/// Why a request got no HTTP answer. The runtime's own text goes to the log line's notes only: a
+/// response body ends up on GitHub's Recent Deliveries page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The abort timeout fired.
+    TimedOut { after_ms: u64 },
+    /// Anything else without a status (DNS, TLS, reset), with the runtime's description.
+    Network(String),
+    /// The GitHub App's installation token could not be had (`app_auth`), with why.
+    Auth(String),
+}
+
+impl SendError {
+    /// What a response may say.
+    pub fn public(&self) -> String {
+        match self {
+            SendError::TimedOut { after_ms } => format!("no answer within {after_ms} ms"),
+            SendError::Network(_) => "network error".to_string(),
+            SendError::Auth(_) => "no GitHub App token".to_string(),
+        }
+    }
+
+    /// What the log line's notes say.
+    pub fn detail(&self) -> String {
+        match self {
+            SendError::TimedOut { after_ms } => format!("no answer within {after_ms} ms"),
+            SendError::Network(detail) => format!("network error: {detail}"),
+            SendError::Auth(detail) => detail.clone(),
+        }
+    }
+}
+
 // Every implementation runs on a single thread (a Workers isolate, or a test's executor), so the
 // futures need no `Send` bound and `async fn` in the trait is what we want.
 #[allow(async_fn_in_trait)]
 pub trait Platform {
-    /// Sends a request; `Err` is a network-level failure (no HTTP status), described for the log.
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, String>;
+    /// Sends a request, giving up after `request.timeout_ms`.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError>;
     async fn kv_get(&self, key: &str) -> Result<Option<String>, String>;
     /// Writes a value; with `ttl_seconds`, KV forgets it after that long (at least 60, KV's minimum).
     async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String>;
@@ -53,7 +91,18 @@ pub trait Platform {
     async fn send_for_page(
         &self,
         request: HttpRequest,
-    ) -> Result<(HttpResponse, Option<String>), String> {
+    ) -> Result<(HttpResponse, Option<String>), SendError> {
         self.send(request).await.map(|response| (response, None))
+    }
+
+    /// Does `digest` match the body's HMAC-SHA256 under any secret? The native comparison
+    /// (`verify::verify_digest`) unless the runtime has a faster one with the same contract.
+    async fn verify_digest(
+        &self,
+        secrets: &WebhookSecrets,
+        digest: &Digest,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        verify::verify_digest(secrets, digest, body)
     }
 }

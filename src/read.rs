@@ -1,5 +1,7 @@
 //! read: is this an HTTP request we handle, and where is the payload in its body?
 
+use std::borrow::Cow;
+
 use crate::respond::Stop;
 
 /// GitHub caps webhook payloads at 25 MB ("Webhook payloads are capped at 25 MB" in GitHub's webhook
@@ -61,11 +63,11 @@ pub fn body_kind(content_type: Option<&str>) -> Result<BodyKind, Stop> {
 
 /// Rejects by the declared length before the body is read, and again by the bytes actually read (a
 /// chunked body has no declared length).
-pub fn check_declared_length(content_length: Option<&str>) -> Result<(), Stop> {
+pub fn check_declared_length(content_length: Option<&str>) -> Result<Option<u64>, Stop> {
     match content_length.map(|v| v.trim().parse::<u64>()) {
-        Some(Ok(length)) => check_length(length),
+        Some(Ok(length)) => check_length(length).map(|()| Some(length)),
         Some(Err(_)) => Err(Stop::bad_request("malformed Content-Length header")),
-        None => Ok(()),
+        None => Ok(None),
     }
 }
 
@@ -80,13 +82,32 @@ pub fn check_length(length: u64) -> Result<(), Stop> {
 }
 
 /// The JSON payload inside the raw body. The signature covers the raw body, so this runs after verify.
-pub fn payload(kind: BodyKind, raw: &[u8]) -> Result<Vec<u8>, Stop> {
+/// A JSON body is borrowed as it is (no copy of a large push).
+pub fn payload(kind: BodyKind, raw: &[u8]) -> Result<Cow<'_, [u8]>, Stop> {
     match kind {
-        BodyKind::Json => Ok(raw.to_vec()),
-        BodyKind::Form => form_urlencoded::parse(raw)
-            .find(|(key, _)| key == "payload")
-            .map(|(_, value)| value.into_owned().into_bytes())
-            .ok_or_else(|| Stop::bad_request("form-encoded body has no payload field")),
+        BodyKind::Json => Ok(Cow::Borrowed(raw)),
+        BodyKind::Form => form_payload(raw).map(Cow::Owned),
+    }
+}
+
+/// The `payload` field of a form body, decoded strictly: `form_urlencoded::parse` would replace
+/// escapes that are not UTF-8 with U+FFFD and hand us a payload GitHub never signed as such.
+fn form_payload(raw: &[u8]) -> Result<Vec<u8>, Stop> {
+    let value = raw
+        .split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"payload="))
+        .ok_or_else(|| Stop::bad_request("form-encoded body has no payload field"))?;
+    let plus_as_space: Vec<u8> = value
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+    match std::str::from_utf8(&decoded) {
+        Ok(_) => Ok(decoded),
+        Err(err) => Err(Stop::bad_request(format!(
+            "form-encoded payload is not UTF-8 after percent-decoding (byte {})",
+            err.valid_up_to()
+        ))),
     }
 }
 
@@ -152,8 +173,8 @@ mod tests {
 
     #[test]
     fn enforces_githubs_size_cap() {
-        assert!(check_declared_length(None).is_ok());
-        assert!(check_declared_length(Some("26214400")).is_ok());
+        assert_eq!(check_declared_length(None), Ok(None));
+        assert_eq!(check_declared_length(Some("26214400")), Ok(Some(26214400)));
         assert_eq!(
             check_declared_length(Some("26214401")).unwrap_err().status,
             413
@@ -166,9 +187,38 @@ mod tests {
     #[test]
     fn finds_the_form_payload() {
         let raw = b"payload=%7B%22zen%22%3A%22a+b%22%7D";
-        assert_eq!(payload(BodyKind::Form, raw).unwrap(), br#"{"zen":"a b"}"#);
+        assert_eq!(
+            payload(BodyKind::Form, raw).unwrap().as_ref(),
+            br#"{"zen":"a b"}"#
+        );
         assert_eq!(payload(BodyKind::Form, b"other=1").unwrap_err().status, 400);
-        assert_eq!(payload(BodyKind::Json, b"{}").unwrap(), b"{}");
+        assert_eq!(
+            payload(BodyKind::Form, b"other=1&payload=%7B%7D")
+                .unwrap()
+                .as_ref(),
+            b"{}"
+        );
+        assert_eq!(payload(BodyKind::Json, b"{}").unwrap().as_ref(), b"{}");
+        // A key that merely ends in "payload" is not the field.
+        assert_eq!(
+            payload(BodyKind::Form, b"xpayload=%7B%7D")
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn form_escapes_that_are_not_utf8_are_400() {
+        for raw in [
+            &b"payload=%7B%22zen%22%3A%22%FF%22%7D"[..],
+            b"payload=%C3",
+            b"payload=%ED%A0%80",
+        ] {
+            let stop = payload(BodyKind::Form, raw).unwrap_err();
+            assert_eq!(stop.status, 400, "{raw:?}");
+            assert!(stop.reason.contains("not UTF-8"), "{}", stop.reason);
+        }
     }
 
     #[test]

@@ -72,10 +72,15 @@ pub struct Registry {
 impl Registry {
     /// Parses the registry file. The file is checked strictly (unknown fields, bad URLs, duplicates are
     /// errors naming the entry) because a typo here silently stops a repository from publishing.
+    /// Nothing may follow the JSON document: a merge-conflict marker after it means the file is not
+    /// what its author meant.
     pub fn parse(text: &str) -> Result<Registry, String> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let file: RegistryFile = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|err| format!("{}: {}", err.path(), err.inner()))?;
+        deserializer
+            .end()
+            .map_err(|err| format!("data after the JSON document: {err}"))?;
         let mut entries = HashMap::with_capacity(file.repositories.len());
         for (index, entry) in file.repositories.into_iter().enumerate() {
             let repository = RepoName::parse(&entry.url).ok_or_else(|| {
@@ -169,12 +174,14 @@ impl CachedRegistry {
         .expect("the envelope serialises")
     }
 
+    /// How far the copy's date is from now, either way: a copy dated in the future (clock skew between
+    /// isolates, or a hand-seeded KV value) is as far from fresh as it is ahead, so a date years ahead
+    /// cannot make a copy "fresh forever".
     pub fn age_ms(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.fetched_at_ms)
+        now_ms.abs_diff(self.fetched_at_ms)
     }
 
-    /// Fresh copies are used without asking GitHub. A copy from the future (clock skew between
-    /// isolates) counts as fresh.
+    /// Fresh copies are used without asking GitHub.
     pub fn is_fresh(&self, now_ms: u64, ttl_ms: u64) -> bool {
         self.age_ms(now_ms) < ttl_ms
     }
@@ -192,19 +199,28 @@ pub fn newest(a: Option<CachedRegistry>, b: Option<CachedRegistry>) -> Option<Ca
     }
 }
 
-/// Does this push change the registry file itself? Then the cached copy is out of date now, not in a
-/// minute: the next lookup goes to GitHub.
+/// Does this push change the registry file the worker reads? Only a push to the central repository's
+/// default branch does (the contents API serves that branch); then the cached copy is out of date now,
+/// not in a minute, and the file is read as of the push's commit.
 pub fn push_touches_registry(
     push: &crate::classify::PushEvent,
     central: &RepoName,
     registry_path: &str,
 ) -> bool {
-    RepoName::parse(&push.repository.full_name).as_ref() == Some(central)
+    let on_default_branch = push
+        .repository
+        .default_branch
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .is_some_and(|b| push.git_ref.strip_prefix("refs/heads/") == Some(b));
+    on_default_branch
+        && !push.deleted
+        && RepoName::parse(&push.repository.full_name).as_ref() == Some(central)
         && push.commits.iter().any(|c| {
             c.added
                 .iter()
-                .chain(&c.modified)
-                .chain(&c.removed)
+                .chain(c.modified.iter())
+                .chain(c.removed.iter())
                 .any(|p| p == registry_path)
         })
 }
@@ -228,6 +244,8 @@ mod tests {
         RepoName::parse(s).unwrap()
     }
 
+    /// The production registry must parse as it is; how many repositories it lists is the studio's
+    /// business, so no count is asserted.
     #[test]
     fn the_shipped_registry_file_is_valid() {
         let text = std::fs::read_to_string(concat!(
@@ -235,8 +253,21 @@ mod tests {
             "/config/repositories.json"
         ))
         .unwrap();
+        Registry::parse(&text).unwrap();
+    }
+
+    #[test]
+    fn the_test_registry_fixture_is_valid() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/registry.json"
+        ))
+        .unwrap();
         let registry = Registry::parse(&text).unwrap();
-        assert!(!registry.is_empty());
+        assert!(matches!(
+            registry.lookup(&name("Codertocat/Hello-World")),
+            Lookup::Active(_)
+        ));
     }
 
     #[test]
@@ -292,6 +323,11 @@ mod tests {
                 "listed twice",
             ),
             (r#"{"repos": []}"#, "repos"),
+            (
+                "{\"repositories\": []}\n<<<<<<< HEAD\n",
+                "data after the JSON document",
+            ),
+            ("{\"repositories\": []} {}", "data after the JSON document"),
             ("not json", "expected"),
         ];
         for (text, expected) in cases {
@@ -328,8 +364,14 @@ mod tests {
         assert!(!copy(1_000).is_fresh(61_000, 60_000));
         assert!(
             copy(5_000).is_fresh(1_000, 60_000),
-            "a copy from the future is fresh"
+            "a copy from a few seconds ahead (clock skew) is fresh"
         );
+        let year_ms = 365 * 24 * 3_600_000;
+        assert!(
+            !copy(1_000 + year_ms).is_fresh(1_000, 60_000),
+            "a copy dated a year ahead is not fresh forever"
+        );
+        assert_eq!(copy(1_000 + year_ms).age_ms(1_000), year_ms);
         assert_eq!(
             newest(Some(copy(1)), Some(copy(2))).unwrap().fetched_at_ms,
             2
@@ -357,6 +399,14 @@ mod tests {
             "config/repositories.json"
         ));
         let push = push_touching(&["config/other.json"]);
+        assert!(!push_touches_registry(
+            &push,
+            &central,
+            "config/repositories.json"
+        ));
+        // The contents API serves the default branch: an edit on another branch changes nothing yet.
+        let mut push = push_touching(&["config/repositories.json"]);
+        push.git_ref = "refs/heads/edit-registry".into();
         assert!(!push_touches_registry(
             &push,
             &central,

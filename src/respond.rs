@@ -79,6 +79,12 @@ impl Stop {
         Stop::new(502, Outcome::Failed, reason)
     }
 
+    /// The same delivery or push is being dispatched by a request still in flight in this isolate. Not
+    /// a 2xx: if that request fails, this copy must stay redeliverable.
+    pub fn in_flight(reason: impl Into<String>) -> Stop {
+        Stop::new(409, Outcome::Duplicate, reason)
+    }
+
     /// The worker itself is misconfigured (e.g. no DISPATCH_REPO): a 500 so deliveries fail visibly.
     pub fn misconfigured(reason: impl Into<String>) -> Stop {
         Stop::new(500, Outcome::Failed, reason)
@@ -166,8 +172,18 @@ pub fn response_body(stop: &Stop, facts: &DeliveryFacts) -> String {
     .expect("the response body serialises")
 }
 
-pub fn log_line(stop: &Stop, facts: &DeliveryFacts, elapsed_ms: u64, notes: &[String]) -> String {
+/// `alarm` raises the level to `error` whatever the status: something an operator must fix even
+/// though this delivery went through (a registry copy older than REGISTRY_MAX_STALE_SECONDS, a registry
+/// GitHub refuses to serve us).
+pub fn log_line(
+    stop: &Stop,
+    facts: &DeliveryFacts,
+    elapsed_ms: u64,
+    notes: &[String],
+    alarm: bool,
+) -> String {
     let level = match stop.status {
+        _ if alarm => "error",
         200..=299 if notes.is_empty() => "info",
         200..=499 => "warn",
         _ => "error",
@@ -240,6 +256,7 @@ mod tests {
             &facts,
             42,
             &[],
+            false,
         );
         assert!(!line.contains('\n'));
         let value: Value = serde_json::from_str(&line).unwrap();
@@ -256,10 +273,20 @@ mod tests {
             &facts,
             1,
             &["registry: stale copy".into()],
+            false,
         );
         let value: Value = serde_json::from_str(&noted).unwrap();
         assert_eq!(value["level"], "warn");
         assert_eq!(value["notes"], json!(["registry: stale copy"]));
+        let alarmed = log_line(
+            &Stop::ignored("x"),
+            &facts,
+            1,
+            &["registry: 2 days old".into()],
+            true,
+        );
+        let value: Value = serde_json::from_str(&alarmed).unwrap();
+        assert_eq!(value["level"], "error");
     }
 
     #[test]
@@ -267,7 +294,7 @@ mod tests {
         let facts = DeliveryFacts::default();
         let field = |stop: &Stop, facts: &DeliveryFacts| {
             let body: Value = serde_json::from_str(&response_body(stop, facts)).unwrap();
-            let log: Value = serde_json::from_str(&log_line(stop, facts, 0, &[])).unwrap();
+            let log: Value = serde_json::from_str(&log_line(stop, facts, 0, &[], false)).unwrap();
             assert_eq!(body.get("retryable"), log.get("retryable"));
             body.get("retryable").cloned()
         };

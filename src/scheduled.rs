@@ -179,7 +179,7 @@ impl<P: Platform> Sweep<'_, P> {
                 Ok(response) => {
                     redelivery_answer(response.status, &github::error_message(&response.body))
                 }
-                Err(why) => RedeliveryAnswer::Failed(why),
+                Err(why) => RedeliveryAnswer::Failed(why.detail()),
             };
             match answer {
                 RedeliveryAnswer::Accepted => {
@@ -245,7 +245,7 @@ impl<P: Platform> Sweep<'_, P> {
                     response.status,
                     github::error_message(&response.body)
                 )),
-                Err(why) => Err(format!("listing deliveries: {why}")),
+                Err(why) => Err(format!("listing deliveries: {}", why.detail())),
             };
             match page {
                 Ok((page, link)) => {

@@ -1,8 +1,17 @@
 //! verify: is this delivery signed by GitHub with one of our webhook secrets?
 //!
 //! GitHub signs the raw request body with HMAC-SHA256 and sends `X-Hub-Signature-256: sha256=<64 hex>`.
-//! The comparison is constant time (`Mac::verify_slice`) and runs over the exact bytes received, before
-//! any parsing, so a re-serialised payload can never pass.
+//! The check runs over the exact bytes received, before any parsing, so a re-serialised payload can
+//! never pass.
+//!
+//! Two steps, so a request can be refused before its body is read: `parse_signature` checks the header
+//! (strict `sha256=` prefix, 64 hex digits) from the request head alone; `verify_digest` compares the
+//! digest with the body's HMAC under every configured secret. The comparison has two implementations
+//! with one contract (constant time, any secret may match, checked against the same vectors in
+//! `tests/fixtures/signature-vectors.json`): `hmac`'s `verify_slice` here (native, tests, fuzzing), and
+//! in workerd the runtime's WebCrypto `crypto.subtle.verify("HMAC", …)` (src/glue.rs), which is
+//! BoringSSL's constant-time comparison and hashes natively instead of in wasm (several times faster
+//! on a large push).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -37,6 +46,11 @@ impl WebhookSecrets {
 
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// The secrets' bytes, for an implementation of the comparison outside this module (WebCrypto).
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(Vec::as_slice)
     }
 }
 
@@ -74,7 +88,10 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
-/// Checks the signature header against every configured secret.
+/// The 32-byte HMAC-SHA256 digest a delivery claims.
+pub type Digest = [u8; 32];
+
+/// Checks the signature header and the body against every configured secret (both steps at once).
 pub fn verify_signature(
     secrets: &WebhookSecrets,
     header: Option<&str>,
@@ -83,12 +100,24 @@ pub fn verify_signature(
     if secrets.is_empty() {
         return Err(SignatureError::NoSecretConfigured);
     }
-    let header = header.ok_or(SignatureError::Missing)?;
-    let digest = parse_header(header)?;
+    let digest = parse_signature(header)?;
+    verify_digest(secrets, &digest, body)
+}
+
+/// The native comparison: does `digest` equal HMAC-SHA256(secret, body) for any configured secret?
+/// Constant time per secret (`verify_slice`).
+pub fn verify_digest(
+    secrets: &WebhookSecrets,
+    digest: &Digest,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    if secrets.is_empty() {
+        return Err(SignatureError::NoSecretConfigured);
+    }
     let matches = secrets.0.iter().any(|secret| {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
         mac.update(body);
-        mac.verify_slice(&digest).is_ok()
+        mac.verify_slice(digest).is_ok()
     });
     if matches {
         Ok(())
@@ -97,7 +126,13 @@ pub fn verify_signature(
     }
 }
 
-fn parse_header(header: &str) -> Result<[u8; 32], SignatureError> {
+/// The header alone: present, `sha256=`, 64 hex digits. Runs before the body is read, so a request
+/// without a well-formed signature costs no body read at all.
+pub fn parse_signature(header: Option<&str>) -> Result<Digest, SignatureError> {
+    parse_header(header.ok_or(SignatureError::Missing)?)
+}
+
+fn parse_header(header: &str) -> Result<Digest, SignatureError> {
     let hex_digest = header
         .trim()
         .strip_prefix(PREFIX)
@@ -227,6 +262,28 @@ mod tests {
                 verify_signature(&secrets, Some(&sign(b"", BODY)), BODY),
                 Err(SignatureError::NoSecretConfigured)
             );
+        }
+    }
+
+    /// The vectors the WebCrypto path is checked against in workerd (tests/workerd/http.test.mjs):
+    /// one table, two implementations, one contract.
+    #[test]
+    fn shared_signature_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/signature-vectors.json")).unwrap();
+        let vectors = vectors["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 8);
+        for v in vectors {
+            let secrets = WebhookSecrets::parse(v["secrets"].as_str().unwrap());
+            let body = v["body"].as_str().unwrap().as_bytes();
+            let header = v["header"].as_str();
+            let got = match verify_signature(&secrets, header, body) {
+                Ok(()) => "match",
+                Err(SignatureError::Mismatch) => "mismatch",
+                Err(SignatureError::Missing) | Err(SignatureError::Malformed(_)) => "malformed",
+                Err(SignatureError::NoSecretConfigured) => "unconfigured",
+            };
+            assert_eq!(got, v["expect"].as_str().unwrap(), "{v}");
         }
     }
 

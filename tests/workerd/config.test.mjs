@@ -19,12 +19,13 @@ import {
 
 useWorker();
 
-const health = async () => (await worker.request("/health", {}, { expectLog: false })).body;
+const health = async () => (await worker.health()).body;
 
 describe("DRY_RUN=true", () => {
   test("answers as if dispatched, says what it would send, and sends nothing", async () => {
     await worker.reconfigure({ DRY_RUN: "true", GITHUB_TOKEN: undefined });
-    const { status, body, log, delivery } = await worker.deliver(publishingPush());
+    const push = publishingPush();
+    const { status, body, log, delivery } = await worker.deliver(push);
     assert.equal(status, 200);
     assert.equal(body.outcome, "dispatched");
     assert.equal(body.dry_run, true);
@@ -39,7 +40,7 @@ describe("DRY_RUN=true", () => {
         event_type: "package_publish",
         client_payload: {
           repository: "Codertocat/Hello-World",
-          commit_sha: "8f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5",
+          commit_sha: push.after,
           commit_message: "feat: bump com.codertocat.hello to 1.1.0",
           commit_author: "Codertocat",
           branch: "master",
@@ -80,6 +81,7 @@ describe("a misconfigured worker answers 500, and only to authenticated senders"
       version: VERSION,
       dispatch_repo: null,
       dry_run: false,
+      registry_error: null,
       problems,
     });
 
@@ -97,11 +99,13 @@ describe("a misconfigured worker answers 500, and only to authenticated senders"
   test("no WEBHOOK_SECRET (blank entries count as none): every delivery is refused with 500", async () => {
     await worker.reconfigure({ WEBHOOK_SECRET: " , " });
     assert.deepEqual((await health()).problems, ["WEBHOOK_SECRET is not set"]);
-    for (const options of [{}, { signature: null }, { signature: "sha256=" + "0".repeat(64) }]) {
+    for (const options of [{}, { signature: "sha256=" + "0".repeat(64) }]) {
       const { status, body } = await worker.deliver(publishingPush(), options);
       assert.equal(status, 500);
       assert.equal(body.reason, "worker is not configured: no webhook secret is configured (set WEBHOOK_SECRET)");
     }
+    // Without a well-formed signature header the request is refused before its body is read.
+    assert.equal((await worker.deliver(publishingPush(), { signature: null })).status, 401);
     assert.equal(github.requests.length, 0);
   });
 
@@ -119,7 +123,7 @@ describe("a misconfigured worker answers 500, and only to authenticated senders"
       "DISPATCH_REPO is not an owner/name",
       "DRY_RUN must be true or false",
       "REGISTRY_TTL_SECONDS must be a whole number of seconds",
-      "GITHUB_API must be an http(s) URL",
+      "GITHUB_API must be an https:// URL",
     ]);
     const text = JSON.stringify(body);
     for (const value of ["maybe", "ftp://", "soon", "not a repo"]) assert.ok(!text.includes(value), value);

@@ -31,8 +31,10 @@ export const FIXTURES_DIR = process.env.UPM_FIXTURES_DIR
 
 export const SECRET = "workerd-test-secret";
 export const TOKEN = "ghp_workerdTestToken0123456789";
+/// Unlocks /health's details (HEALTH_TOKEN).
+export const HEALTH_TOKEN = "workerd-health-token-42";
 export const CENTRAL = "Studio/upm-auto-publisher";
-export const GITHUB_API = "http://github.test";
+export const GITHUB_API = "http://github.localhost";
 export const REGISTRY_PATH = "config/repositories.json";
 export const DISPATCHES_PATH = `/repos/${CENTRAL}/dispatches`;
 export const CONTENTS_PATH = `/repos/${CENTRAL}/contents/${REGISTRY_PATH}`;
@@ -62,9 +64,15 @@ export function fixtureJson(name) {
 }
 
 /// The crafted push that publishes (tests/fixtures/README.md): a real GitHub payload whose one commit
-/// modifies Packages/com.codertocat.hello/package.json on master. A fresh copy on every call.
+/// modifies Packages/com.codertocat.hello/package.json on master. A fresh copy on every call, and a new
+/// push: its `after` keeps the fixture's first 12 characters (8f1d2c3b4a59) and gets a unique rest, as
+/// the worker's dedup by (repository, sha) answers a second copy of one push `duplicate`.
+let pushCounter = 0;
 export function publishingPush() {
-  return JSON.parse(readFileSync(join(ROOT, "tests/fixtures/push-package-json.json"), "utf8"));
+  const push = JSON.parse(readFileSync(join(ROOT, "tests/fixtures/push-package-json.json"), "utf8"));
+  pushCounter += 1;
+  push.after = `8f1d2c3b4a59${(process.pid * 1000 + pushCounter).toString(16).padStart(28, "0")}`;
+  return push;
 }
 
 /// A publishing push whose commit(s) change the given files: `changes` is a list of
@@ -117,7 +125,8 @@ export class FakeGitHub {
     this.contentsPath = CONTENTS_PATH;
     /// How the contents API answers: {status, body} or "network".
     this.registry = { status: 200, body: registry };
-    /// Behaviours for the next dispatches, consumed in order: a status, {status, body, headers}, or "network".
+    /// Behaviours for the next dispatches, consumed in order: a status, {status, body, headers, delayMs},
+    /// or "network".
     this.dispatchPlan = [];
     /// Behaviour once the plan is empty.
     this.dispatchDefault = 204;
@@ -172,6 +181,13 @@ export class FakeGitHub {
 }
 
 function answer(req, res, behaviour) {
+  if (behaviour && typeof behaviour === "object" && behaviour.delayMs) {
+    // A GitHub that takes its time (or stalls): answer later, unless the worker gave up first.
+    const { delayMs, ...rest } = behaviour;
+    const timer = setTimeout(() => answer(req, res, Object.keys(rest).length ? rest : 204), delayMs);
+    res.on("close", () => clearTimeout(timer));
+    return;
+  }
   if (behaviour === "network") {
     // A connection reset: the worker's fetch rejects, as it would on a DNS or TLS failure.
     req.socket.destroy();
@@ -214,6 +230,7 @@ export const DEFAULT_BINDINGS = {
   REGISTRY_TTL_SECONDS: "60",
   DRY_RUN: "false",
   IGNORE_SENDERS: "github-actions[bot]",
+  HEALTH_TOKEN,
 };
 
 function miniflareOptions({ github, bindings, logs }) {
@@ -316,6 +333,13 @@ export class Worker {
       if (secret.trim()) this.secretsSeen.add(secret.trim());
     }
     if (this.bindings.GITHUB_TOKEN?.trim()) this.secretsSeen.add(this.bindings.GITHUB_TOKEN.trim());
+    if (this.bindings.HEALTH_TOKEN?.trim()) this.secretsSeen.add(this.bindings.HEALTH_TOKEN.trim());
+  }
+
+  /// GET /health with the HEALTH_TOKEN bearer (the details), or as anyone with `{anonymous: true}`.
+  async health({ anonymous = false } = {}) {
+    const headers = anonymous ? {} : { Authorization: `Bearer ${this.bindings.HEALTH_TOKEN}` };
+    return this.request("/health", { headers }, { expectLog: false });
   }
 
   async dispose() {

@@ -18,6 +18,7 @@ import {
   TOKEN,
   publishingPush,
   pushChanging,
+  sleep,
   github,
   useWorker,
   worker,
@@ -37,8 +38,10 @@ const DISABLED_TEXT = JSON.stringify({
 });
 const HELLO_DISABLED = "Codertocat/Hello-World is disabled in the registry";
 
-// KV stubs die with the isolate (setOptions), so every use asks Miniflare for a fresh one.
-async function kvCopy() {
+// KV stubs die with the isolate (setOptions), so every use asks Miniflare for a fresh one. The worker
+// writes its copy after the response (ctx.waitUntil), so a read waits a moment for it.
+async function kvCopy({ settle = 150 } = {}) {
+  await sleep(settle);
   const value = await (await worker.kv()).get(KV_KEY);
   return value === null ? null : JSON.parse(value);
 }
@@ -53,7 +56,7 @@ async function coldStartWith(document, ageMs) {
 
 describe("caching", () => {
   test("the first delivery reads the file from GitHub and stores it in KV", async () => {
-    assert.equal(await kvCopy(), null, "KV starts empty");
+    assert.equal(await kvCopy({ settle: 0 }), null, "KV starts empty");
     const started = Date.now();
     const { status, body } = await worker.deliver(publishingPush());
     assert.equal(status, 200);
@@ -79,20 +82,20 @@ describe("caching", () => {
     const { status } = await worker.deliver(publishingPush());
     assert.equal(status, 200);
     assert.equal(github.registryFetches.length, 0);
-    const health = await worker.request("/health", {}, { expectLog: false });
+    const health = await worker.health();
     assert.equal(health.body.registry.tier, "memory");
   });
 
   test("a fresh isolate uses the fresh KV copy instead of GitHub", async () => {
     await worker.restart();
-    const health = await worker.request("/health", {}, { expectLog: false });
-    const { entries, age_seconds, tier } = health.body.registry;
-    assert.deepEqual({ entries, tier }, { entries: 4, tier: "kv" });
-    assert.ok(age_seconds >= 0 && age_seconds <= 5, `age ${age_seconds}`);
+    assert.equal((await worker.health()).body.registry, null, "/health reads memory only");
     const { status, body } = await worker.deliver(publishingPush());
     assert.equal(status, 200);
     assert.equal(body.outcome, "dispatched");
     assert.equal(github.registryFetches.length, 0, "no GitHub request while the KV copy is fresh");
+    const { entries, age_seconds, tier } = (await worker.health()).body.registry;
+    assert.deepEqual({ entries, tier }, { entries: 4, tier: "memory" });
+    assert.ok(age_seconds >= 0 && age_seconds <= 5, `age ${age_seconds}`);
   });
 
   test("what KV holds is the registry in effect while it is fresh", async () => {
@@ -106,8 +109,6 @@ describe("caching", () => {
 
   test("a KV copy older than REGISTRY_TTL_SECONDS is refreshed from GitHub and rewritten", async () => {
     await coldStartWith(DISABLED_TEXT, 120_000);
-    const health = await worker.request("/health", {}, { expectLog: false });
-    assert.ok(Math.abs(health.body.registry.age_seconds - 120) <= 2, `age ${health.body.registry.age_seconds}`);
     const { status, body } = await worker.deliver(publishingPush());
     assert.equal(status, 200);
     assert.equal(body.outcome, "dispatched", "GitHub's copy (active) wins over the stale one");
@@ -118,19 +119,18 @@ describe("caching", () => {
   });
 
   test("the value scripts/registry-kv-value.mjs prints (dev.sh's seed) is read as a KV copy", async () => {
-    const value = execFileSync(process.execPath, [join(ROOT, "scripts/registry-kv-value.mjs"), "config/repositories.json"], {
+    const value = execFileSync(process.execPath, [join(ROOT, "scripts/registry-kv-value.mjs"), "tests/fixtures/registry.json"], {
       cwd: ROOT,
       encoding: "utf8",
     });
     await (await worker.kv()).put(KV_KEY, value);
     await worker.restart();
-    const health = await worker.request("/health", {}, { expectLog: false });
-    assert.equal(health.body.registry.tier, "kv");
-    assert.equal(health.body.registry.entries, 1, "config/repositories.json registers one repository");
     const { status, body } = await worker.deliver(publishingPush());
     assert.equal(status, 200);
     assert.equal(body.outcome, "dispatched");
     assert.equal(github.registryFetches.length, 0);
+    const health = await worker.health();
+    assert.equal(health.body.registry.entries, 4, "tests/fixtures/registry.json registers four repositories");
   });
 });
 
@@ -141,7 +141,7 @@ describe("when GitHub cannot serve the registry", () => {
   ]) {
     test(`a stale KV copy is used over ${label}, and the log says so`, async () => {
       await coldStartWith(REGISTRY_TEXT, 3_600_000);
-      const before = await kvCopy();
+      const before = await kvCopy({ settle: 0 });
       github.registry = failure;
       const { status, body, log } = await worker.deliver(publishingPush());
       assert.equal(status, 200);
@@ -149,11 +149,17 @@ describe("when GitHub cannot serve the registry", () => {
       assert.equal(github.registryFetches.length, 1);
       assert.equal(github.dispatches.length, 1);
       assert.equal(log.level, "warn");
-      assert.equal(log.notes.length, 1);
-      assert.ok(log.notes[0].startsWith("registry: GitHub failed ("), log.notes[0]);
+      assert.equal(log.notes.length, 2, JSON.stringify(log.notes));
+      assert.ok(log.notes[0].startsWith(`registry: reading ${REGISTRY_PATH} from ${CENTRAL}: `), log.notes[0]);
       assert.ok(log.notes[0].includes(why), log.notes[0]);
-      assert.match(log.notes[0], /using the copy from 360[0-2] s ago$/);
+      assert.match(log.notes[1], /^registry: using the copy from 360[0-2] s ago$/);
+      assert.ok(!body.reason.includes("network error:"), "the runtime's text stays in the log");
       assert.deepEqual(await kvCopy(), before, "the stale copy is kept as it was");
+
+      // For 30 s the failure holds: the next delivery does not ask GitHub again.
+      const next = await worker.deliver(publishingPush());
+      assert.equal(next.body.outcome, "dispatched");
+      assert.equal(github.registryFetches.length, 1, "one request per 30 s during an outage");
     });
   }
 
@@ -170,20 +176,65 @@ describe("when GitHub cannot serve the registry", () => {
     assert.equal(github.dispatches.length, 0);
     assert.equal(await kvCopy(), null);
 
+    // Within 30 s the isolate does not ask again; a new isolate (or the same one later) does.
     github.registry = { status: 200, body: REGISTRY_TEXT };
+    assert.equal((await worker.deliver(publishingPush())).status, 502);
+    assert.equal(github.registryFetches.length, 1, "the failure holds for 30 s");
+    await worker.restart();
     const redelivered = await worker.deliver(publishingPush(), { delivery: failed.delivery });
     assert.equal(redelivered.status, 200);
     assert.equal(redelivered.body.outcome, "dispatched");
     assert.equal((await kvCopy()).document, REGISTRY_TEXT);
   });
 
-  test("an invalid registry file is never cached, and names what is wrong", async () => {
+  test("an invalid registry file is never cached, and names what is wrong (a configuration error: 500)", async () => {
     await coldStartWith(null);
     github.registry = { status: 200, body: '{"repositories":[{"url":"Studio/A","status":"enabled"}]}' };
-    const { status, body } = await worker.deliver(publishingPush());
-    assert.equal(status, 502);
-    assert.match(body.reason, new RegExp(`^registry unavailable and no cached copy: ${REGISTRY_PATH} in ${CENTRAL} is invalid: repositories\\[0\\]\\.status: `));
+    const { status, body, log } = await worker.deliver(publishingPush());
+    assert.equal(status, 500);
+    assert.equal(log.level, "error");
+    assert.match(body.reason, new RegExp(`^worker is not configured: ${REGISTRY_PATH} in ${CENTRAL} is invalid: repositories\\[0\\]\\.status: `));
     assert.equal(await kvCopy(), null);
+  });
+
+  test("a registry with a merge-conflict marker after valid JSON is invalid", async () => {
+    await coldStartWith(null);
+    github.registry = { status: 200, body: `${REGISTRY_TEXT}<<<<<<< HEAD\n` };
+    const { status, body } = await worker.deliver(publishingPush());
+    assert.equal(status, 500);
+    assert.match(body.reason, /data after the JSON document/);
+  });
+
+  for (const code of [401, 403, 404]) {
+    test(`a ${code} from the contents API is a configuration error (500), not an outage`, async () => {
+      await coldStartWith(null);
+      github.registry = { status: code, body: '{"message":"Not Found"}' };
+      const { status, body, log } = await worker.deliver(publishingPush());
+      assert.equal(status, 500);
+      assert.equal(log.level, "error");
+      assert.match(body.reason, /check DISPATCH_REPO, REGISTRY_PATH and the token's access/);
+    });
+  }
+
+  test("a copy older than REGISTRY_MAX_STALE_SECONDS still serves, but the line is an error and /health says stale", async () => {
+    await worker.reconfigure({ REGISTRY_MAX_STALE_SECONDS: "600" });
+    await coldStartWith(REGISTRY_TEXT, 3_600_000);
+    github.registry = { status: 503, body: "{}" };
+    const { status, body, log } = await worker.deliver(publishingPush());
+    assert.equal(status, 200);
+    assert.equal(body.outcome, "dispatched");
+    assert.equal(log.level, "error");
+    assert.equal((await worker.health({ anonymous: true })).body.status, "stale");
+    await worker.reconfigure({});
+  });
+
+  test("a KV copy dated a year ahead is not fresh forever", async () => {
+    const kv = await worker.kv();
+    await kv.put(KV_KEY, JSON.stringify({ fetched_at_ms: Date.now() + 365 * 86_400_000, document: DISABLED_TEXT }));
+    await worker.restart();
+    const { body } = await worker.deliver(publishingPush());
+    assert.equal(body.outcome, "dispatched", "GitHub's copy (active) was read");
+    assert.equal(github.registryFetches.length, 1);
   });
 
   test("an invalid file on GitHub does not replace a stale good copy", async () => {
@@ -193,6 +244,7 @@ describe("when GitHub cannot serve the registry", () => {
     assert.equal(status, 200);
     assert.equal(body.outcome, "dispatched");
     assert.match(log.notes[0], /is invalid/);
+    assert.equal(log.level, "error", "someone must fix the file");
     assert.equal((await kvCopy()).document, REGISTRY_TEXT);
   });
 });
@@ -214,11 +266,23 @@ describe("a push that edits the registry file", () => {
     assert.equal(body.reason, "no package.json added or modified");
     assert.deepEqual(log.notes, ["registry: refreshed because this push changed it"]);
     assert.equal(github.registryFetches.length, 1);
+    assert.equal(github.registryFetches[0].url, `${GITHUB_API}${github.contentsPath}?ref=${edit.after}`, "read as of the pushed commit");
     assert.equal((await kvCopy()).document, DISABLED_TEXT);
 
     const next = await worker.deliver(publishingPush());
     assert.equal(next.body.reason, HELLO_DISABLED, "the edit is in effect for the very next delivery");
     assert.equal(github.registryFetches.length, 1);
+  });
+
+  test("an edit on another branch of the central repository changes nothing yet", async () => {
+    await coldStartWith(REGISTRY_TEXT, 0);
+    const edit = pushChanging([{ modified: [REGISTRY_PATH] }]);
+    edit.repository.full_name = CENTRAL;
+    edit.repository.default_branch = "main";
+    edit.ref = "refs/heads/edit-registry";
+    const { log } = await worker.deliver(edit);
+    assert.equal(log.notes, undefined);
+    assert.equal(github.registryFetches.length, 0);
   });
 
   test("the same file path in another repository changes nothing", async () => {
