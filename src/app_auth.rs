@@ -539,7 +539,9 @@ async fn call<P: Platform>(
     let response = platform
         .send(request)
         .await
-        .map_err(|why| format!("GitHub App: {what}: {}", why.detail()))?;
+        // `public()`: this text can reach a 502 body (SendError::Auth), which never carries the
+        // runtime's own error text.
+        .map_err(|why| format!("GitHub App: {what}: {}", why.public()))?;
     if (200..300).contains(&response.status) {
         Ok(response)
     } else {

@@ -45,7 +45,9 @@ impl SendError {
         match self {
             SendError::TimedOut { after_ms } => format!("no answer within {after_ms} ms"),
             SendError::Network(_) => "network error".to_string(),
-            SendError::Auth(_) => "no GitHub App token".to_string(),
+            // Our own words about GitHub's answer (status and message), never the runtime's text:
+            // the person reading Recent Deliveries needs them to fix the App's setup.
+            SendError::Auth(detail) => detail.clone(),
         }
     }
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, test } from "node:test";
 
-import { RoutedGitHub, TOKEN, publishingPush, runScheduled, useWorker, worker, github } from "./harness.mjs";
+import { GITHUB_API, RoutedGitHub, TOKEN, publishingPush, runScheduled, useWorker, worker, github } from "./harness.mjs";
 
 useWorker({ github: new RoutedGitHub(), bindings: { GITHUB_ORG: "Studio", HOOK_ID: "42" } });
 beforeEach(() => github.routes.clear());
@@ -128,7 +128,7 @@ describe("the sweeper", () => {
       "GET",
       FIRST_PAGE,
       listing([item({ id: 910, guid: "ok-1", code: 200 })], {
-        link: `<http://github.test${second}>; rel="next", <http://github.test${FIRST_PAGE}>; rel="first"`,
+        link: `<${GITHUB_API}${second}>; rel="next", <${GITHUB_API}${FIRST_PAGE}>; rel="first"`,
       }),
     );
     github.route("GET", second, listing([item({ id: 909, guid: "timed-out-1", code: 0, secondsAgo: 600 })]));
