@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 use upm_github::deliveries::format_rfc3339_utc;
 
 use crate::state::{
-    Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo, State,
+    Commit, Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo, State,
 };
 
 #[derive(Debug, Clone)]
@@ -589,6 +589,24 @@ fn pull_json(repo: &Repo, pull: &Pull) -> Value {
     })
 }
 
+/// A git reference as the refs API answers it.
+fn ref_json(name: &str, sha: &str) -> Value {
+    json!({ "ref": name, "object": { "sha": sha, "type": "commit" } })
+}
+
+/// Points `branch` at `sha`, which must be a known commit, and answers `status` with the ref.
+fn point_branch(repo: &mut Repo, branch: &str, sha: &str, status: u16) -> Response {
+    if !repo.commits.contains_key(sha) {
+        return Response::error(422, "Object does not exist");
+    }
+    repo.branches.insert(branch.to_string(), sha.to_string());
+    Response::json(status, ref_json(&format!("refs/heads/{branch}"), sha))
+}
+
+fn parents_json(commit: &Commit) -> Vec<Value> {
+    commit.parents.iter().map(|p| json!({ "sha": p })).collect()
+}
+
 fn repo_route(
     repo: &mut Repo,
     method: &str,
@@ -616,10 +634,7 @@ fn repo_route(
         ("GET", ["git", "ref" | "refs", "heads", branch @ ..]) => {
             let branch = branch.join("/");
             match repo.branches.get(&branch) {
-                Some(sha) => Response::json(
-                    200,
-                    json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha, "type": "commit" } }),
-                ),
+                Some(sha) => Response::json(200, ref_json(&format!("refs/heads/{branch}"), sha)),
                 None => not_found(),
             }
         }
@@ -639,14 +654,7 @@ fn repo_route(
             if repo.branches.contains_key(branch) {
                 return Response::error(422, "Reference already exists");
             }
-            if !repo.commits.contains_key(sha) {
-                return Response::error(422, "Object does not exist");
-            }
-            repo.branches.insert(branch.to_string(), sha.to_string());
-            Response::json(
-                201,
-                json!({ "ref": name, "object": { "sha": sha, "type": "commit" } }),
-            )
+            point_branch(repo, branch, sha, 201)
         }
         ("PATCH", ["git", "refs", "heads", branch @ ..]) => {
             let branch = branch.join("/");
@@ -656,14 +664,7 @@ fn repo_route(
             if !repo.branches.contains_key(&branch) {
                 return Response::error(422, "Reference does not exist");
             }
-            if !repo.commits.contains_key(sha) {
-                return Response::error(422, "Object does not exist");
-            }
-            repo.branches.insert(branch.clone(), sha.to_string());
-            Response::json(
-                200,
-                json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha, "type": "commit" } }),
-            )
+            point_branch(repo, &branch, sha, 200)
         }
         ("DELETE", ["git", "refs", "heads", branch @ ..]) => {
             match repo.branches.remove(&branch.join("/")) {
@@ -676,7 +677,7 @@ fn repo_route(
                 let commit = &repo.commits[&sha];
                 Response::json(
                     200,
-                    json!({ "sha": sha, "commit": { "message": commit.message, "tree": { "sha": commit.tree } }, "parents": commit.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>() }),
+                    json!({ "sha": sha, "commit": { "message": commit.message, "tree": { "sha": commit.tree } }, "parents": parents_json(commit) }),
                 )
             }
             None => Response::error(422, &format!("No commit found for SHA: {reference}")),
@@ -684,7 +685,7 @@ fn repo_route(
         ("GET", ["git", "commits", sha]) => match repo.commits.get(*sha) {
             Some(commit) => Response::json(
                 200,
-                json!({ "sha": sha, "message": commit.message, "tree": { "sha": commit.tree }, "parents": commit.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>() }),
+                json!({ "sha": sha, "message": commit.message, "tree": { "sha": commit.tree }, "parents": parents_json(commit) }),
             ),
             None => not_found(),
         },
