@@ -39,11 +39,7 @@ fn gather(context: &Context, repositories: &[String], since: &str) -> Result<Vec
         .map_err(|e| format!("{}: publish runs: {e}", context.central))?;
     let mut checks = Vec::new();
     for (index, name) in repositories.iter().enumerate() {
-        context.progress(&format!(
-            "[{}/{}] checking {name}",
-            index + 1,
-            repositories.len()
-        ));
+        context.progress_step(index, repositories.len(), &format!("checking {name}"));
         let repository = parse_repo(name)?;
         let entry = listed
             .iter()
@@ -456,12 +452,7 @@ pub fn restore_dispatchers(
     let central = context.central.as_str();
     let mut outcomes = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
-        context.progress(&format!(
-            "[{}/{}] {}",
-            index + 1,
-            entries.len(),
-            entry.repository
-        ));
+        context.progress_step(index, entries.len(), &entry.repository);
         match restore_one(github, entry, central, direct, apply) {
             Ok(o) => outcomes.push(o),
             Err(e) => outcomes.push(outcome(
