@@ -603,6 +603,18 @@ fn point_branch(repo: &mut Repo, branch: &str, sha: &str, status: u16) -> Respon
     Response::json(status, ref_json(&format!("refs/heads/{branch}"), sha))
 }
 
+/// The branch a contents write names (the default branch when it names none) and its head commit.
+fn branch_of_write(repo: &Repo, body: &Value) -> Result<(String, String), Response> {
+    let branch = body["branch"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| repo.default_branch.clone());
+    match repo.branches.get(&branch) {
+        Some(head) => Ok((branch, head.clone())),
+        None => Err(Response::error(404, &format!("Branch {branch} not found"))),
+    }
+}
+
 fn parents_json(commit: &Commit) -> Vec<Value> {
     commit.parents.iter().map(|p| json!({ "sha": p })).collect()
 }
@@ -767,12 +779,9 @@ fn repo_route(
         }
         ("PUT", ["contents", path @ ..]) => {
             let path = path.join("/");
-            let branch = body["branch"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| repo.default_branch.clone());
-            let Some(head) = repo.branches.get(&branch).cloned() else {
-                return Response::error(404, &format!("Branch {branch} not found"));
+            let (branch, head) = match branch_of_write(repo, body) {
+                Ok(found) => found,
+                Err(answer) => return answer,
             };
             let Some(content) = body["content"]
                 .as_str()
@@ -808,12 +817,9 @@ fn repo_route(
         }
         ("DELETE", ["contents", path @ ..]) => {
             let path = path.join("/");
-            let branch = body["branch"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| repo.default_branch.clone());
-            let Some(head) = repo.branches.get(&branch).cloned() else {
-                return Response::error(404, &format!("Branch {branch} not found"));
+            let (branch, head) = match branch_of_write(repo, body) {
+                Ok(found) => found,
+                Err(answer) => return answer,
             };
             let Some(current) = repo.file_blob(&head, &path).cloned() else {
                 return not_found();
