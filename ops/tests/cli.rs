@@ -323,6 +323,47 @@ fn registry_add_can_open_the_pull_request() {
 
 // ---- deliveries ----------------------------------------------------------------------------------
 
+/// A successful run of the central publish workflow, `ago` seconds ago.
+fn central_run(id: u64, title: &str, ago: i64) -> WorkflowRun {
+    WorkflowRun {
+        id,
+        workflow: "handle-publish-request.yml".into(),
+        display_title: title.into(),
+        event: "repository_dispatch".into(),
+        status: "completed".into(),
+        conclusion: Some("success".into()),
+        created_at: format_rfc3339_utc(now() - ago),
+    }
+}
+
+/// A push delivery of the organization hook `ago` seconds ago, answered `code` in `secs` seconds.
+fn push_delivery(
+    id: u64,
+    guid: &str,
+    ago: i64,
+    code: u16,
+    repo: u64,
+    redelivery: bool,
+    secs: f64,
+) -> Delivery {
+    Delivery {
+        id,
+        guid: guid.into(),
+        delivered_at: format_rfc3339_utc(now() - ago),
+        redelivery,
+        duration: secs,
+        status: if code < 300 {
+            "OK".into()
+        } else {
+            format!("Invalid HTTP Response: {code}")
+        },
+        status_code: code,
+        event: "push".into(),
+        repository_id: Some(repo),
+        ..Delivery::default()
+    }
+}
+
 /// Zeta (id 1001) and Alpha (id 1002) deliveries over the last day; page size 3 so the listing is
 /// read through several cursor pages.
 fn deliveries_state() -> State {
@@ -330,38 +371,19 @@ fn deliveries_state() -> State {
     state
         .add_repo("Studio/Central", "main")
         .workflow_runs
-        .push(WorkflowRun {
-            id: 1,
-            workflow: "handle-publish-request.yml".into(),
-            display_title: "Publish Studio/Zeta@1a2b3c4 (delivery dispatched-502)".into(),
-            event: "repository_dispatch".into(),
-            status: "completed".into(),
-            conclusion: Some("success".into()),
-            created_at: format_rfc3339_utc(now() - 129_500),
-        });
+        .push(central_run(
+            1,
+            "Publish Studio/Zeta@1a2b3c4 (delivery dispatched-502)",
+            129_500,
+        ));
     state.page_size_cap = Some(3);
     let zeta = state.repo("Studio/Zeta").unwrap().id;
     let alpha = state.repo("Studio/Alpha").unwrap().id;
     let hook = state.hook_mut("Studio", 42);
-    let mut push =
-        |id: u64, guid: &str, ago: i64, code: u16, repo: u64, redelivery: bool, secs: f64| {
-            hook.deliveries.push(Delivery {
-                id,
-                guid: guid.into(),
-                delivered_at: format_rfc3339_utc(now() - ago),
-                redelivery,
-                duration: secs,
-                status: if code < 300 {
-                    "OK".into()
-                } else {
-                    format!("Invalid HTTP Response: {code}")
-                },
-                status_code: code,
-                event: "push".into(),
-                repository_id: Some(repo),
-                ..Delivery::default()
-            });
-        };
+    let mut push = |id, guid, ago, code, repo, redelivery, secs| {
+        hook.deliveries
+            .push(push_delivery(id, guid, ago, code, repo, redelivery, secs))
+    };
     // Ids grow with time, as at GitHub.
     // At the edge of GitHub's 3-day window (inside the safety margin): too old to redeliver.
     push(10, "expired", 3 * 86_400 - 1800, 502, zeta, false, 10.0);
@@ -643,29 +665,26 @@ fn migration_state() -> State {
         .iter()
         .filter(|(full, _)| full != "Studio/NoRun")
         .enumerate()
-        .map(|(i, (full, _))| WorkflowRun {
-            id: 500 + i as u64,
-            workflow: "handle-publish-request.yml".into(),
-            display_title: format!("Publish {full}@abc1234 (delivery 1)"),
-            event: "repository_dispatch".into(),
-            status: "completed".into(),
-            conclusion: Some("success".into()),
-            created_at: format_rfc3339_utc(now() - 3600),
+        .map(|(i, (full, _))| {
+            central_run(
+                500 + i as u64,
+                &format!("Publish {full}@abc1234 (delivery 1)"),
+                3600,
+            )
         })
         .collect();
     state.repo_mut("Studio/Central").unwrap().workflow_runs = central_runs;
     let hook = state.hook_mut("Studio", 42);
     for (i, (_, id)) in ids.iter().enumerate() {
-        hook.deliveries.push(Delivery {
-            id: 100 + i as u64,
-            guid: format!("g{i}"),
-            delivered_at: format_rfc3339_utc(now() - 3700),
-            status: "OK".into(),
-            status_code: 200,
-            event: "push".into(),
-            repository_id: Some(*id),
-            ..Delivery::default()
-        });
+        hook.deliveries.push(push_delivery(
+            100 + i as u64,
+            &format!("g{i}"),
+            3700,
+            200,
+            *id,
+            false,
+            0.0,
+        ));
     }
     state
 }
