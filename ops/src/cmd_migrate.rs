@@ -371,24 +371,14 @@ fn open_removal(
         }
     }
     let body = migration::removal_body(repository, files, central);
-    let pull = open_pull(
+    open_auto_merged_pull(
         github,
         repository,
         migration::removal_title(),
         work,
         &base,
         &body,
-    )?;
-    let auto_merge = github
-        .enable_auto_merge(&pull.node_id, "SQUASH")
-        .map_err(|e| e.to_string())?;
-    Ok(Outcome {
-        repository: repository.to_string(),
-        result: "changed".into(),
-        detail: "pull request opened:".into(),
-        pull_request: Some(pull.html_url),
-        auto_merge: Some(auto_merge),
-    })
+    )
 }
 
 fn ensure_branch(
@@ -411,6 +401,29 @@ fn ensure_branch(
     github
         .create_branch(repository, branch, &head.commit.sha)
         .map_err(|e| e.to_string())
+}
+
+/// Opens the pull request (or finds the one a previous run opened) and asks for a squash auto-merge:
+/// the "changed" outcome of a migration step.
+fn open_auto_merged_pull(
+    github: &GitHub,
+    repository: &str,
+    title: &str,
+    head: &str,
+    base: &str,
+    body: &str,
+) -> Result<Outcome, String> {
+    let pull = open_pull(github, repository, title, head, base, body)?;
+    let auto_merge = github
+        .enable_auto_merge(&pull.node_id, "SQUASH")
+        .map_err(|e| e.to_string())?;
+    Ok(Outcome {
+        repository: repository.to_string(),
+        result: "changed".into(),
+        detail: "pull request opened:".into(),
+        pull_request: Some(pull.html_url),
+        auto_merge: Some(auto_merge),
+    })
 }
 
 fn open_pull(
@@ -562,22 +575,12 @@ fn restore_one(
             )
             .map_err(|e| e.to_string())?;
     }
-    let pull = open_pull(
+    open_auto_merged_pull(
         github,
         &repository,
         migration::restore_title(),
         work,
         &branch,
         &migration::restore_body(&repository, central),
-    )?;
-    let auto_merge = github
-        .enable_auto_merge(&pull.node_id, "SQUASH")
-        .map_err(|e| e.to_string())?;
-    Ok(Outcome {
-        repository,
-        result: "changed".into(),
-        detail: "pull request opened:".into(),
-        pull_request: Some(pull.html_url),
-        auto_merge: Some(auto_merge),
-    })
+    )
 }
