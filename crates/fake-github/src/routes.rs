@@ -255,19 +255,18 @@ fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
     VerifyingKey::<sha2::Sha256>::new(public)
         .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
         .map_err(|_| "'Issuer' claim ('iss') must be an Integer (signature invalid)".to_string())?;
-    let header: Value = URL_SAFE_NO_PAD
-        .decode(parts[0])
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("A JSON web token could not be decoded")?;
+    let json_part = |part: &str| -> Result<Value, String> {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| "A JSON web token could not be decoded".to_string())
+    };
+    let header = json_part(parts[0])?;
     if header["alg"] != "RS256" {
         return Err("JWT alg must be RS256".into());
     }
-    let claims: Value = URL_SAFE_NO_PAD
-        .decode(parts[1])
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("A JSON web token could not be decoded")?;
+    let claims = json_part(parts[1])?;
     let (iat, exp) = (
         claims["iat"].as_i64().unwrap_or(0),
         claims["exp"].as_i64().unwrap_or(0),
