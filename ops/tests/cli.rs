@@ -352,11 +352,7 @@ fn push_delivery(
         delivered_at: format_rfc3339_utc(now() - ago),
         redelivery,
         duration: secs,
-        status: if code < 300 {
-            "OK".into()
-        } else {
-            format!("Invalid HTTP Response: {code}")
-        },
+        status: Delivery::status_text(code),
         status_code: code,
         event: "push".into(),
         repository_id: Some(repo),

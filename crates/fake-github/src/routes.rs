@@ -404,11 +404,7 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
                 redelivery: true,
                 delivered_at: format_rfc3339_utc(now),
                 status_code: code,
-                status: if (200..300).contains(&code) {
-                    "OK".into()
-                } else {
-                    format!("Invalid HTTP Response: {code}")
-                },
+                status: Delivery::status_text(code),
                 ..original
             });
             Response::json(202, json!({}))
