@@ -413,7 +413,24 @@ fn open_auto_merged_pull(
     base: &str,
     body: &str,
 ) -> Result<Outcome, String> {
-    let pull = open_pull(github, repository, title, head, base, body)?;
+    let owner = repository.split('/').next().unwrap_or("");
+    let new = NewPullRequest {
+        title,
+        head,
+        base,
+        body,
+    };
+    let pull = match github.create_pull(repository, &new) {
+        Ok(pull) => pull,
+        // Opened by a run that was interrupted before it could say so.
+        Err(e) if e.status() == Some(422) && e.to_string().contains("already exists") => github
+            .open_pulls_from(repository, &format!("{owner}:{head}"))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    };
     let auto_merge = github
         .enable_auto_merge(&pull.node_id, "SQUASH")
         .map_err(|e| e.to_string())?;
@@ -424,34 +441,6 @@ fn open_auto_merged_pull(
         pull_request: Some(pull.html_url),
         auto_merge: Some(auto_merge),
     })
-}
-
-fn open_pull(
-    github: &GitHub,
-    repository: &str,
-    title: &str,
-    head: &str,
-    base: &str,
-    body: &str,
-) -> Result<upm_github::api::PullRequest, String> {
-    let owner = repository.split('/').next().unwrap_or("");
-    let new = NewPullRequest {
-        title,
-        head,
-        base,
-        body,
-    };
-    match github.create_pull(repository, &new) {
-        Ok(pull) => Ok(pull),
-        // Opened by a run that was interrupted before it could say so.
-        Err(e) if e.status() == Some(422) && e.to_string().contains("already exists") => github
-            .open_pulls_from(repository, &format!("{owner}:{head}"))
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .next()
-            .ok_or_else(|| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 pub fn restore_dispatchers(
