@@ -39,11 +39,7 @@ fn gather(context: &Context, repositories: &[String], since: &str) -> Result<Vec
         .map_err(|e| format!("{}: publish runs: {e}", context.central))?;
     let mut checks = Vec::new();
     for (index, name) in repositories.iter().enumerate() {
-        context.progress(&format!(
-            "[{}/{}] checking {name}",
-            index + 1,
-            repositories.len()
-        ));
+        context.progress_step(index, repositories.len(), &format!("checking {name}"));
         let repository = parse_repo(name)?;
         let entry = listed
             .iter()
@@ -375,24 +371,14 @@ fn open_removal(
         }
     }
     let body = migration::removal_body(repository, files, central);
-    let pull = open_pull(
+    open_auto_merged_pull(
         github,
         repository,
         migration::removal_title(),
         work,
         &base,
         &body,
-    )?;
-    let auto_merge = github
-        .enable_auto_merge(&pull.node_id, "SQUASH")
-        .map_err(|e| e.to_string())?;
-    Ok(Outcome {
-        repository: repository.to_string(),
-        result: "changed".into(),
-        detail: "pull request opened:".into(),
-        pull_request: Some(pull.html_url),
-        auto_merge: Some(auto_merge),
-    })
+    )
 }
 
 fn ensure_branch(
@@ -417,14 +403,16 @@ fn ensure_branch(
         .map_err(|e| e.to_string())
 }
 
-fn open_pull(
+/// Opens the pull request (or finds the one a previous run opened) and asks for a squash auto-merge:
+/// the "changed" outcome of a migration step.
+fn open_auto_merged_pull(
     github: &GitHub,
     repository: &str,
     title: &str,
     head: &str,
     base: &str,
     body: &str,
-) -> Result<upm_github::api::PullRequest, String> {
+) -> Result<Outcome, String> {
     let owner = repository.split('/').next().unwrap_or("");
     let new = NewPullRequest {
         title,
@@ -432,17 +420,27 @@ fn open_pull(
         base,
         body,
     };
-    match github.create_pull(repository, &new) {
-        Ok(pull) => Ok(pull),
+    let pull = match github.create_pull(repository, &new) {
+        Ok(pull) => pull,
         // Opened by a run that was interrupted before it could say so.
         Err(e) if e.status() == Some(422) && e.to_string().contains("already exists") => github
             .open_pulls_from(repository, &format!("{owner}:{head}"))
             .map_err(|e| e.to_string())?
             .into_iter()
             .next()
-            .ok_or_else(|| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+            .ok_or_else(|| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    };
+    let auto_merge = github
+        .enable_auto_merge(&pull.node_id, "SQUASH")
+        .map_err(|e| e.to_string())?;
+    Ok(Outcome {
+        repository: repository.to_string(),
+        result: "changed".into(),
+        detail: "pull request opened:".into(),
+        pull_request: Some(pull.html_url),
+        auto_merge: Some(auto_merge),
+    })
 }
 
 pub fn restore_dispatchers(
@@ -456,12 +454,7 @@ pub fn restore_dispatchers(
     let central = context.central.as_str();
     let mut outcomes = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
-        context.progress(&format!(
-            "[{}/{}] {}",
-            index + 1,
-            entries.len(),
-            entry.repository
-        ));
+        context.progress_step(index, entries.len(), &entry.repository);
         match restore_one(github, entry, central, direct, apply) {
             Ok(o) => outcomes.push(o),
             Err(e) => outcomes.push(outcome(
@@ -571,22 +564,12 @@ fn restore_one(
             )
             .map_err(|e| e.to_string())?;
     }
-    let pull = open_pull(
+    open_auto_merged_pull(
         github,
         &repository,
         migration::restore_title(),
         work,
         &branch,
         &migration::restore_body(&repository, central),
-    )?;
-    let auto_merge = github
-        .enable_auto_merge(&pull.node_id, "SQUASH")
-        .map_err(|e| e.to_string())?;
-    Ok(Outcome {
-        repository,
-        result: "changed".into(),
-        detail: "pull request opened:".into(),
-        pull_request: Some(pull.html_url),
-        auto_merge: Some(auto_merge),
-    })
+    )
 }

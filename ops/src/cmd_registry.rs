@@ -1,9 +1,10 @@
 //! `upm registry …`: list, add, enable, disable, pending, validate.
 
 use serde::Serialize;
+use upm_relay::model::RepoName;
 use upm_relay::registry::Status;
 
-use crate::registry_file::{Listed, RegistryFile};
+use crate::registry_file::{line_diff, Listed, RegistryFile};
 use crate::{parse_repo, table, Context};
 
 fn rows(list: &[Listed]) -> Vec<Vec<String>> {
@@ -66,29 +67,22 @@ struct Change {
     pull_request: Option<String>,
 }
 
-/// Lines removed (`-`) and added (`+`) between two texts, with one unchanged line of context on each
-/// side, for the plan printout.
-fn diff(before: &str, after: &str) -> Vec<String> {
-    let b: Vec<&str> = before.lines().collect();
-    let a: Vec<&str> = after.lines().collect();
-    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
-    let suffix = b[prefix..]
-        .iter()
-        .rev()
-        .zip(a[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    if prefix == b.len() && prefix == a.len() {
-        return Vec::new();
+impl Change {
+    /// An `add`: the lines it changes in the file, and the pull request carrying it, if any.
+    fn add(
+        repository: &RepoName,
+        applied: bool,
+        diff: Vec<String>,
+        pull_request: Option<String>,
+    ) -> Change {
+        Change {
+            repository: repository.to_string(),
+            action: "add".into(),
+            applied,
+            diff,
+            pull_request,
+        }
     }
-    let context_before = prefix.checked_sub(1).map(|i| format!(" {}", b[i]));
-    let context_after = b.get(b.len() - suffix).map(|l| format!(" {l}"));
-    context_before
-        .into_iter()
-        .chain(b[prefix..b.len() - suffix].iter().map(|l| format!("-{l}")))
-        .chain(a[prefix..a.len() - suffix].iter().map(|l| format!("+{l}")))
-        .chain(context_after)
-        .collect()
 }
 
 fn print_change(context: &Context, change: &Change) {
@@ -168,13 +162,7 @@ pub fn add(
     }
     print_change(
         context,
-        &Change {
-            repository: repository.to_string(),
-            action: "add".into(),
-            applied: apply,
-            diff: diff(file.text(), &edited),
-            pull_request: None,
-        },
+        &Change::add(&repository, apply, line_diff(file.text(), &edited), None),
     );
     Ok(0)
 }
@@ -184,7 +172,7 @@ pub fn add(
 /// Re-running finds the branch and the PR and reuses them.
 fn add_by_pull_request(
     context: &Context,
-    repository: &upm_relay::model::RepoName,
+    repository: &RepoName,
     status: Status,
     branch: Option<&str>,
     note: Option<&str>,
@@ -204,13 +192,7 @@ fn add_by_pull_request(
     if let Some(pr) = existing.first() {
         print_change(
             context,
-            &Change {
-                repository: repository.to_string(),
-                action: "add".into(),
-                applied: false,
-                diff: Vec::new(),
-                pull_request: Some(pr.html_url.clone()),
-            },
+            &Change::add(repository, false, Vec::new(), Some(pr.html_url.clone())),
         );
         return Ok(0);
     }
@@ -273,13 +255,7 @@ fn add_by_pull_request(
     }
     print_change(
         context,
-        &Change {
-            repository: repository.to_string(),
-            action: "add".into(),
-            applied: apply,
-            diff: diff(&text, &edited),
-            pull_request,
-        },
+        &Change::add(repository, apply, line_diff(&text, &edited), pull_request),
     );
     Ok(0)
 }
@@ -310,7 +286,7 @@ pub fn set_status(
                 .map_or(repository.to_string(), |l| l.repository),
             action: if enable { "enable" } else { "disable" }.into(),
             applied: apply && changed,
-            diff: diff(file.text(), &edited),
+            diff: line_diff(file.text(), &edited),
             pull_request: None,
         },
     );
@@ -348,12 +324,7 @@ pub fn validate(context: &Context) -> Result<u8, String> {
     let list = file.list();
     let mut report = Vec::new();
     for (index, entry) in list.iter().enumerate() {
-        context.progress(&format!(
-            "[{}/{}] {}",
-            index + 1,
-            list.len(),
-            entry.repository
-        ));
+        context.progress_step(index, list.len(), &entry.repository);
         let (ok, detail) = match context.github.repository(&entry.repository) {
             Ok(repo) => {
                 let branch = entry.branch.clone().unwrap_or(repo.default_branch.clone());

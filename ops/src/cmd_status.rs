@@ -53,12 +53,7 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
     let mut rows = Vec::new();
     let mut unpublished = 0;
     for (index, entry) in entries.iter().enumerate() {
-        context.progress(&format!(
-            "[{}/{}] {}",
-            index + 1,
-            entries.len(),
-            entry.repository
-        ));
+        context.progress_step(index, entries.len(), &entry.repository);
         let base = |branch: &str| Row {
             repository: entry.repository.clone(),
             status: entry.status.into(),

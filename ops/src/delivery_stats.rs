@@ -217,11 +217,7 @@ mod tests {
             delivered_at: format_rfc3339_utc(NOW - ago),
             redelivery,
             duration: secs,
-            status: if code < 300 {
-                "OK".into()
-            } else {
-                format!("Invalid HTTP Response: {code}")
-            },
+            status: upm_fake_github::state::Delivery::status_text(code),
             status_code: code,
             event: "push".into(),
             action: None,

@@ -91,6 +91,11 @@ impl Context {
     pub fn progress(&self, line: &str) {
         eprintln!("{line}");
     }
+
+    /// `[3/40] Studio/Game`: the progress line of step `index` (from 0) of a loop over `total`.
+    pub fn progress_step(&self, index: usize, total: usize, what: &str) {
+        self.progress(&format!("[{}/{total}] {what}", index + 1));
+    }
 }
 
 /// `24h`, `90m`, `7d`, `3600s` → seconds.

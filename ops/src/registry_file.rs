@@ -420,6 +420,31 @@ fn items(text: &str, array: Span) -> Result<Vec<Span>, String> {
     Ok(out)
 }
 
+/// Lines removed (`-`) and added (`+`) between two texts, with one unchanged line of context on each
+/// side, for the plan printout.
+pub fn line_diff(before: &str, after: &str) -> Vec<String> {
+    let b: Vec<&str> = before.lines().collect();
+    let a: Vec<&str> = after.lines().collect();
+    let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
+    let suffix = b[prefix..]
+        .iter()
+        .rev()
+        .zip(a[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if prefix == b.len() && prefix == a.len() {
+        return Vec::new();
+    }
+    let context_before = prefix.checked_sub(1).map(|i| format!(" {}", b[i]));
+    let context_after = b.get(b.len() - suffix).map(|l| format!(" {l}"));
+    context_before
+        .into_iter()
+        .chain(b[prefix..b.len() - suffix].iter().map(|l| format!("-{l}")))
+        .chain(a[prefix..a.len() - suffix].iter().map(|l| format!("+{l}")))
+        .chain(context_after)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,27 +458,16 @@ mod tests {
         RepoName::parse(s).unwrap()
     }
 
-    /// Lines that differ between two texts.
+    /// Lines that differ between two texts: (removed, added), without the diff's context lines.
     fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
-        let b: Vec<&str> = before.lines().collect();
-        let a: Vec<&str> = after.lines().collect();
-        let prefix = b.iter().zip(&a).take_while(|(x, y)| x == y).count();
-        let suffix = b[prefix..]
-            .iter()
-            .rev()
-            .zip(a[prefix..].iter().rev())
-            .take_while(|(x, y)| x == y)
-            .count();
-        (
-            b[prefix..b.len() - suffix]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            a[prefix..a.len() - suffix]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        )
+        let diff = line_diff(before, after);
+        let marked = |mark: char| -> Vec<String> {
+            diff.iter()
+                .filter_map(|line| line.strip_prefix(mark))
+                .map(str::to_string)
+                .collect()
+        };
+        (marked('-'), marked('+'))
     }
 
     #[test]

@@ -110,6 +110,12 @@ fn flat(text: &str) -> String {
         .join(" ")
 }
 
+/// Fails, showing the whole text, when `needle` is not in it.
+#[track_caller]
+fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+}
+
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
 }
@@ -134,14 +140,11 @@ fn registry_list_add_enable_disable_round_trip() {
     let world = World::new(registry_state(), REGISTRY);
     let list = world.upm(&["registry", "list"]);
     assert_eq!(list.code, 0);
-    assert!(
-        flat(&list.stdout).contains("Studio/Alpha active release"),
-        "{}",
-        list.stdout
+    assert_has(&flat(&list.stdout), "Studio/Alpha active release");
+    assert_has(
+        &list.stdout,
+        "3 repositories: 2 active, 1 disabled, 0 pending",
     );
-    assert!(list
-        .stdout
-        .contains("3 repositories: 2 active, 1 disabled, 0 pending"));
 
     // Dry run: the plan, the file untouched.
     let plan = world.upm(&[
@@ -153,11 +156,7 @@ fn registry_list_add_enable_disable_round_trip() {
         "--pending",
     ]);
     assert_eq!(plan.code, 0);
-    assert!(
-        plan.stdout.contains("would change (dry run"),
-        "{}",
-        plan.stdout
-    );
+    assert_has(&plan.stdout, "would change (dry run");
     assert!(
         plan.stdout
             .contains(r#"+      "url": "https://github.com/Studio/New","#),
@@ -178,22 +177,15 @@ fn registry_list_add_enable_disable_round_trip() {
     assert_eq!(applied.code, 0);
     let after_add = world.registry_text();
     assert!(after_add.starts_with(&REGISTRY[..REGISTRY.len() - 10]));
-    assert!(after_add.contains("\"note\": \"new game\""));
+    assert_has(&after_add, "\"note\": \"new game\"");
     let again = world.upm(&["registry", "add", "studio/new", "--apply"]);
     assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.contains("already registered (pending)"),
-        "{}",
-        again.stderr
-    );
+    assert_has(&again.stderr, "already registered (pending)");
     assert_eq!(world.registry_text(), after_add, "a re-run changes nothing");
 
     let pending = world.upm(&["registry", "pending"]);
-    assert!(
-        pending.stdout.contains("Studio/New") && pending.stdout.contains("1 pending"),
-        "{}",
-        pending.stdout
-    );
+    assert_has(&pending.stdout, "Studio/New");
+    assert_has(&pending.stdout, "1 pending");
 
     // Disable then enable: byte for byte the file we had.
     assert_eq!(
@@ -202,15 +194,12 @@ fn registry_list_add_enable_disable_round_trip() {
             .code,
         0
     );
-    assert!(world
-        .registry_text()
-        .contains("\"url\": \"https://github.com/Studio/Zeta\",\n      \"status\": \"disabled\""));
-    let twice = world.upm(&["registry", "disable", "Studio/Zeta", "--apply"]);
-    assert!(
-        twice.stdout.contains("nothing to change"),
-        "{}",
-        twice.stdout
+    assert_has(
+        &world.registry_text(),
+        "\"url\": \"https://github.com/Studio/Zeta\",\n      \"status\": \"disabled\"",
     );
+    let twice = world.upm(&["registry", "disable", "Studio/Zeta", "--apply"]);
+    assert_has(&twice.stdout, "nothing to change");
     assert_eq!(
         world
             .upm(&["registry", "enable", "studio/zeta", "--apply"])
@@ -222,13 +211,9 @@ fn registry_list_add_enable_disable_round_trip() {
     // A repository GitHub does not know cannot be added.
     let missing = world.upm(&["registry", "add", "Studio/Ghost", "--apply"]);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("404"), "{}", missing.stderr);
+    assert_has(&missing.stderr, "404");
     let unknown = world.upm(&["registry", "enable", "Studio/Ghost"]);
-    assert!(
-        unknown.stderr.contains("not registered"),
-        "{}",
-        unknown.stderr
-    );
+    assert_has(&unknown.stderr, "not registered");
 }
 
 #[test]
@@ -236,17 +221,15 @@ fn registry_validate_reports_per_line() {
     let world = World::new(registry_state(), REGISTRY);
     let run = world.upm(&["registry", "validate"]);
     assert_eq!(run.code, 1, "Studio/Legacy does not exist");
-    assert!(
-        flat(&run.stdout).contains("Studio/Alpha active ok reachable, branch release"),
-        "{}",
-        run.stdout
+    assert_has(
+        &flat(&run.stdout),
+        "Studio/Alpha active ok reachable, branch release",
     );
-    assert!(
-        flat(&run.stdout).contains("Studio/Legacy disabled FAIL not found, or not readable"),
-        "{}",
-        run.stdout
+    assert_has(
+        &flat(&run.stdout),
+        "Studio/Legacy disabled FAIL not found, or not readable",
     );
-    assert!(run.stdout.contains("2 of 3 reachable"));
+    assert_has(&run.stdout, "2 of 3 reachable");
     let report = json(&world.upm(&["registry", "validate", "--json"]));
     assert_eq!(
         report
@@ -265,11 +248,7 @@ fn registry_validate_reports_per_line() {
     .unwrap();
     let broken = world.upm(&["registry", "validate"]);
     assert_eq!(broken.code, 1);
-    assert!(
-        broken.stdout.contains("repositories[0].status"),
-        "{}",
-        broken.stdout
-    );
+    assert_has(&broken.stdout, "repositories[0].status");
 }
 
 #[test]
@@ -309,54 +288,32 @@ fn registry_add_can_open_the_pull_request() {
         "--open-pr",
     ];
     let plan = world.upm(&args);
-    assert!(plan.stdout.contains("would change"), "{}", plan.stdout);
-    assert!(world
-        .fake
-        .state()
-        .repo("Studio/Central")
-        .unwrap()
-        .pulls
-        .is_empty());
+    assert_has(&plan.stdout, "would change");
+    assert!(pulls(&world, "Studio/Central").is_empty());
     args.push("--apply");
     let run = world.upm(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout
-            .contains("pull request: https://github.com/Studio/Central/pull/1"),
-        "{}",
-        run.stdout
+    assert_has(
+        &run.stdout,
+        "pull request: https://github.com/Studio/Central/pull/1",
     );
-    {
-        let state = world.fake.state();
-        let central = state.repo("Studio/Central").unwrap();
-        let branch = &central.branches["upm/register-studio-new"];
-        let blob = central
-            .file_blob(branch, "config/repositories.json")
-            .unwrap();
-        let text = String::from_utf8(central.blob_bytes(blob).unwrap()).unwrap();
-        assert!(text.contains("https://github.com/Studio/New"));
-        assert_eq!(central.pulls.len(), 1);
-    }
+    assert_has(
+        &file_on(
+            &world,
+            "Studio/Central",
+            "upm/register-studio-new",
+            "config/repositories.json",
+        ),
+        "https://github.com/Studio/New",
+    );
+    assert_eq!(pulls(&world, "Studio/Central").len(), 1);
     let rerun = world.upm(&args);
     assert_eq!(rerun.code, 0);
-    assert!(
-        rerun
-            .stdout
-            .contains("pull request already open: https://github.com/Studio/Central/pull/1"),
-        "{}",
-        rerun.stdout
+    assert_has(
+        &rerun.stdout,
+        "pull request already open: https://github.com/Studio/Central/pull/1",
     );
-    assert_eq!(
-        world
-            .fake
-            .state()
-            .repo("Studio/Central")
-            .unwrap()
-            .pulls
-            .len(),
-        1,
-        "no second PR"
-    );
+    assert_eq!(pulls(&world, "Studio/Central").len(), 1, "no second PR");
     assert_eq!(
         world.registry_text(),
         REGISTRY,
@@ -366,6 +323,43 @@ fn registry_add_can_open_the_pull_request() {
 
 // ---- deliveries ----------------------------------------------------------------------------------
 
+/// A successful run of the central publish workflow, `ago` seconds ago.
+fn central_run(id: u64, title: &str, ago: i64) -> WorkflowRun {
+    WorkflowRun {
+        id,
+        workflow: "handle-publish-request.yml".into(),
+        display_title: title.into(),
+        event: "repository_dispatch".into(),
+        status: "completed".into(),
+        conclusion: Some("success".into()),
+        created_at: format_rfc3339_utc(now() - ago),
+    }
+}
+
+/// A push delivery of the organization hook `ago` seconds ago, answered `code` in `secs` seconds.
+fn push_delivery(
+    id: u64,
+    guid: &str,
+    ago: i64,
+    code: u16,
+    repo: u64,
+    redelivery: bool,
+    secs: f64,
+) -> Delivery {
+    Delivery {
+        id,
+        guid: guid.into(),
+        delivered_at: format_rfc3339_utc(now() - ago),
+        redelivery,
+        duration: secs,
+        status: Delivery::status_text(code),
+        status_code: code,
+        event: "push".into(),
+        repository_id: Some(repo),
+        ..Delivery::default()
+    }
+}
+
 /// Zeta (id 1001) and Alpha (id 1002) deliveries over the last day; page size 3 so the listing is
 /// read through several cursor pages.
 fn deliveries_state() -> State {
@@ -373,38 +367,19 @@ fn deliveries_state() -> State {
     state
         .add_repo("Studio/Central", "main")
         .workflow_runs
-        .push(WorkflowRun {
-            id: 1,
-            workflow: "handle-publish-request.yml".into(),
-            display_title: "Publish Studio/Zeta@1a2b3c4 (delivery dispatched-502)".into(),
-            event: "repository_dispatch".into(),
-            status: "completed".into(),
-            conclusion: Some("success".into()),
-            created_at: format_rfc3339_utc(now() - 129_500),
-        });
+        .push(central_run(
+            1,
+            "Publish Studio/Zeta@1a2b3c4 (delivery dispatched-502)",
+            129_500,
+        ));
     state.page_size_cap = Some(3);
     let zeta = state.repo("Studio/Zeta").unwrap().id;
     let alpha = state.repo("Studio/Alpha").unwrap().id;
     let hook = state.hook_mut("Studio", 42);
-    let mut push =
-        |id: u64, guid: &str, ago: i64, code: u16, repo: u64, redelivery: bool, secs: f64| {
-            hook.deliveries.push(Delivery {
-                id,
-                guid: guid.into(),
-                delivered_at: format_rfc3339_utc(now() - ago),
-                redelivery,
-                duration: secs,
-                status: if code < 300 {
-                    "OK".into()
-                } else {
-                    format!("Invalid HTTP Response: {code}")
-                },
-                status_code: code,
-                event: "push".into(),
-                repository_id: Some(repo),
-                ..Delivery::default()
-            });
-        };
+    let mut push = |id, guid, ago, code, repo, redelivery, secs| {
+        hook.deliveries
+            .push(push_delivery(id, guid, ago, code, repo, redelivery, secs))
+    };
     // Ids grow with time, as at GitHub.
     // At the edge of GitHub's 3-day window (inside the safety margin): too old to redeliver.
     push(10, "expired", 3 * 86_400 - 1800, 502, zeta, false, 10.0);
@@ -432,17 +407,11 @@ fn deliveries_statistics_from_cursor_pages() {
     let world = World::new(deliveries_state(), REGISTRY);
     let run = world.upm(&["deliveries", "--since", "24h"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout
-            .contains("6 deliveries, 2 redeliveries · first-attempt success 50.0%"),
-        "{}",
-        run.stdout
+    assert_has(
+        &run.stdout,
+        "6 deliveries, 2 redeliveries · first-attempt success 50.0%",
     );
-    assert!(
-        run.stdout.contains("recovered 1 · still failed 2"),
-        "{}",
-        run.stdout
-    );
+    assert_has(&run.stdout, "recovered 1 · still failed 2");
     let report = json(&world.upm(&["deliveries", "--since", "24h", "--json"]));
     let stats = &report["stats"];
     assert_eq!(stats["deliveries"], 6);
@@ -514,45 +483,26 @@ fn the_alert_fires_below_the_threshold_only() {
         run.code, 1,
         "below the threshold fails the scheduled job too"
     );
-    assert!(
-        run.stdout.contains("alert below 99%: BELOW, sent"),
-        "{}",
-        run.stdout
-    );
+    assert_has(&run.stdout, "alert below 99%: BELOW, sent");
     assert!(!run.stdout.contains("secret-token"));
     {
         let posts = posts.lock().unwrap();
         assert_eq!(posts.len(), 1);
-        assert!(
-            posts[0]
-                .1
-                .contains("Webhook deliveries below 99% (Studio, last 24h)"),
-            "{}",
-            posts[0].1
+        assert_has(
+            &posts[0].1,
+            "Webhook deliveries below 99% (Studio, last 24h)",
         );
-        assert!(
-            posts[0].1.contains("50.0% of push deliveries"),
-            "{}",
-            posts[0].1
-        );
+        assert_has(&posts[0].1, "50.0% of push deliveries");
     }
     let fine = world.upm(&["deliveries", "--since", "24h", "--alert-below", "40"]);
     assert_eq!(fine.code, 0);
-    assert!(
-        fine.stdout.contains("alert below 40%: not needed"),
-        "{}",
-        fine.stdout
-    );
+    assert_has(&fine.stdout, "alert below 40%: not needed");
     assert_eq!(posts.lock().unwrap().len(), 1, "no second post");
     // Without a Discord URL the alert is not silently dropped: it says so and fails.
     world.env.clear();
     let unsent = world.upm(&["deliveries", "--alert-below", "99"]);
     assert_eq!(unsent.code, 1);
-    assert!(
-        unsent.stdout.contains("DISCORD_WEBHOOK_URL is not set"),
-        "{}",
-        unsent.stdout
-    );
+    assert_has(&unsent.stdout, "DISCORD_WEBHOOK_URL is not set");
 }
 
 #[test]
@@ -560,12 +510,7 @@ fn redelivers_exactly_the_right_ones_and_is_safe_to_rerun() {
     let world = World::new(deliveries_state(), REGISTRY);
     let plan = world.upm(&["deliveries", "--redeliver-failed"]);
     assert_eq!(plan.code, 0);
-    assert!(
-        plan.stdout
-            .contains("redelivery: 2 would redeliver (dry run"),
-        "{}",
-        plan.stdout
-    );
+    assert_has(&plan.stdout, "redelivery: 2 would redeliver (dry run");
     assert!(
         world.fake.state().redeliveries.is_empty(),
         "a dry run asks nothing"
@@ -615,11 +560,7 @@ fn redelivers_exactly_the_right_ones_and_is_safe_to_rerun() {
 
     // GitHub delivered them (the fake records 200 attempts): nothing left to redeliver.
     let again = world.upm(&["deliveries", "--redeliver-failed", "--apply"]);
-    assert!(
-        again.stdout.contains("redelivery: 0 redelivered"),
-        "{}",
-        again.stdout
-    );
+    assert_has(&again.stdout, "redelivery: 0 redelivered");
     assert_eq!(world.fake.state().redeliveries.len(), 2);
 }
 
@@ -637,7 +578,7 @@ fn a_rate_limit_with_retry_after_is_waited_out() {
     let run = world.upm(&["deliveries", "--since", "24h"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(started.elapsed() >= Duration::from_secs(1));
-    assert!(run.stdout.contains("6 deliveries"));
+    assert_has(&run.stdout, "6 deliveries");
     let statuses: Vec<u16> = world
         .fake
         .requests()
@@ -657,13 +598,7 @@ fn a_rate_limit_with_retry_after_is_waited_out() {
     });
     let refused = world.upm(&["deliveries", "--max-rate-limit-wait", "5"]);
     assert_eq!(refused.code, 1);
-    assert!(
-        refused
-            .stderr
-            .contains("rate limited by GitHub (retry in 3600 s)"),
-        "{}",
-        refused.stderr
-    );
+    assert_has(&refused.stderr, "rate limited by GitHub (retry in 3600 s)");
 }
 
 // ---- migration -----------------------------------------------------------------------------------
@@ -726,29 +661,26 @@ fn migration_state() -> State {
         .iter()
         .filter(|(full, _)| full != "Studio/NoRun")
         .enumerate()
-        .map(|(i, (full, _))| WorkflowRun {
-            id: 500 + i as u64,
-            workflow: "handle-publish-request.yml".into(),
-            display_title: format!("Publish {full}@abc1234 (delivery 1)"),
-            event: "repository_dispatch".into(),
-            status: "completed".into(),
-            conclusion: Some("success".into()),
-            created_at: format_rfc3339_utc(now() - 3600),
+        .map(|(i, (full, _))| {
+            central_run(
+                500 + i as u64,
+                &format!("Publish {full}@abc1234 (delivery 1)"),
+                3600,
+            )
         })
         .collect();
     state.repo_mut("Studio/Central").unwrap().workflow_runs = central_runs;
     let hook = state.hook_mut("Studio", 42);
     for (i, (_, id)) in ids.iter().enumerate() {
-        hook.deliveries.push(Delivery {
-            id: 100 + i as u64,
-            guid: format!("g{i}"),
-            delivered_at: format_rfc3339_utc(now() - 3700),
-            status: "OK".into(),
-            status_code: 200,
-            event: "push".into(),
-            repository_id: Some(*id),
-            ..Delivery::default()
-        });
+        hook.deliveries.push(push_delivery(
+            100 + i as u64,
+            &format!("g{i}"),
+            3700,
+            200,
+            *id,
+            false,
+            0.0,
+        ));
     }
     state
 }
@@ -771,27 +703,12 @@ fn migrate_check_per_repository() {
         "{}",
         run.stdout
     );
-    assert!(
-        lines[1].contains("upm-publish-dispatcher.yml, publish-upm.yml"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        lines[2].contains("FAIL: no central publish run"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        lines[3].contains("FAIL: registered but disabled"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        lines[4].contains("not registered") && lines[4].contains("404"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("1 of 4 ready"));
+    assert_has(lines[1], "upm-publish-dispatcher.yml, publish-upm.yml");
+    assert_has(lines[2], "FAIL: no central publish run");
+    assert_has(lines[3], "FAIL: registered but disabled");
+    assert_has(lines[4], "not registered");
+    assert_has(lines[4], "404");
+    assert_has(&run.stdout, "1 of 4 ready");
 }
 
 fn pulls(world: &World, repo: &str) -> Vec<Pull> {
@@ -807,18 +724,22 @@ fn files_on(world: &World, repo: &str, branch: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The text of `path` at the tip of `branch` in the fake.
+fn file_on(world: &World, repo: &str, branch: &str, path: &str) -> String {
+    let state = world.fake.state();
+    let repo = state.repo(repo).unwrap();
+    let blob = repo.file_blob(&repo.branches[branch], path).unwrap();
+    String::from_utf8(repo.blob_bytes(blob).unwrap()).unwrap()
+}
+
 #[test]
 fn remove_dispatchers_in_batches_with_a_5xx_and_a_resume() {
     let world = World::new(migration_state(), MIGRATION_REGISTRY);
     // Dry run: a plan, nothing created.
     let plan = world.upm(&["migrate", "remove-dispatchers", "--batch", "3"]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    assert!(plan.stdout.contains("dry run"), "{}", plan.stdout);
-    assert!(
-        flat(&plan.stdout).contains("Studio/Ready planned"),
-        "{}",
-        plan.stdout
-    );
+    assert_has(&plan.stdout, "dry run");
+    assert_has(&flat(&plan.stdout), "Studio/Ready planned");
     assert!(pulls(&world, "Studio/Ready").is_empty());
 
     // The first batch of 3: a 502 hits Flaky half-way (its branch is created, the delete fails).
@@ -846,39 +767,22 @@ fn remove_dispatchers_in_batches_with_a_5xx_and_a_resume() {
                 .unwrap_or_else(|| panic!("{repo} missing: {}", run.stdout)),
         )
     };
-    assert!(
-        report(&first, "Studio/Ready").contains("changed"),
-        "{}",
-        first.stdout
+    assert_has(&report(&first, "Studio/Ready"), "changed");
+    assert_has(
+        &report(&first, "Studio/NoRun"),
+        "skipped check failed: no central publish run",
     );
-    assert!(
-        report(&first, "Studio/NoRun").contains("skipped check failed: no central publish run"),
-        "{}",
-        first.stdout
+    assert_has(
+        &report(&first, "Studio/NoAutoMerge"),
+        "auto-merge refused: Pull request Auto merge is not allowed",
     );
-    assert!(
-        report(&first, "Studio/NoAutoMerge")
-            .contains("auto-merge refused: Pull request Auto merge is not allowed"),
-        "{}",
-        first.stdout
+    assert_has(
+        &report(&first, "Studio/HasPr"),
+        "done pull request already open: https://github.com/Studio/HasPr/pull/7",
     );
-    assert!(
-        report(&first, "Studio/HasPr")
-            .contains("done pull request already open: https://github.com/Studio/HasPr/pull/7"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        report(&first, "Studio/Flaky").contains("error")
-            && report(&first, "Studio/Flaky").contains("502"),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        report(&first, "Studio/Last").contains("next-batch"),
-        "{}",
-        first.stdout
-    );
+    assert_has(&report(&first, "Studio/Flaky"), "error");
+    assert_has(&report(&first, "Studio/Flaky"), "502");
+    assert_has(&report(&first, "Studio/Last"), "next-batch");
     assert!(
         !first.stdout.contains("Studio/Off"),
         "disabled repositories are not migrated"
@@ -887,7 +791,8 @@ fn remove_dispatchers_in_batches_with_a_5xx_and_a_resume() {
     let ready = pulls(&world, "Studio/Ready");
     assert_eq!(ready.len(), 1);
     assert!(ready[0].auto_merge);
-    assert!(ready[0].body.contains("## How to test") && ready[0].body.contains("publish-upm.yml"));
+    assert_has(&ready[0].body, "## How to test");
+    assert_has(&ready[0].body, "publish-upm.yml");
     assert_eq!(
         files_on(&world, "Studio/Ready", "upm/remove-dispatchers"),
         ["README.md"]
@@ -906,28 +811,17 @@ fn remove_dispatchers_in_batches_with_a_5xx_and_a_resume() {
         .branches
         .contains_key("upm/remove-dispatchers"));
     assert!(pulls(&world, "Studio/Flaky").is_empty());
-    assert!(world
-        .registry_text()
-        .contains("\"note\": \"dispatcher removal: https://github.com/Studio/Ready/pull/1\""));
+    assert_has(
+        &world.registry_text(),
+        "\"note\": \"dispatcher removal: https://github.com/Studio/Ready/pull/1\"",
+    );
 
     // The second run continues: Flaky from its existing branch, then Last; the rest are done.
     let second = world.upm(&["migrate", "remove-dispatchers", "--batch", "3", "--apply"]);
     assert_eq!(second.code, 0, "{}", second.stdout);
-    assert!(
-        report(&second, "Studio/Ready").contains("done"),
-        "{}",
-        second.stdout
-    );
-    assert!(
-        report(&second, "Studio/Flaky").contains("changed"),
-        "{}",
-        second.stdout
-    );
-    assert!(
-        report(&second, "Studio/Last").contains("changed"),
-        "{}",
-        second.stdout
-    );
+    assert_has(&report(&second, "Studio/Ready"), "done");
+    assert_has(&report(&second, "Studio/Flaky"), "changed");
+    assert_has(&report(&second, "Studio/Last"), "changed");
     assert_eq!(pulls(&world, "Studio/Flaky").len(), 1);
     assert_eq!(pulls(&world, "Studio/Ready").len(), 1, "never a second PR");
     assert_eq!(
@@ -958,13 +852,14 @@ fn an_interrupted_removal_resumes_from_the_pull_requests_themselves() {
         times: 1,
         ..Fault::default()
     });
-    let first = world.upm(&[
+    let args = [
         "migrate",
         "remove-dispatchers",
         "--only",
         "Studio/Ready",
         "--apply",
-    ]);
+    ];
+    let first = world.upm(&args);
     assert_eq!(first.code, 1);
     assert_eq!(
         files_on(&world, "Studio/Ready", "upm/remove-dispatchers"),
@@ -980,13 +875,7 @@ fn an_interrupted_removal_resumes_from_the_pull_requests_themselves() {
             .count()
     };
     assert_eq!(deletes(&world), 2);
-    let second = world.upm(&[
-        "migrate",
-        "remove-dispatchers",
-        "--only",
-        "Studio/Ready",
-        "--apply",
-    ]);
+    let second = world.upm(&args);
     assert_eq!(second.code, 0, "{}", second.stdout);
     assert_eq!(pulls(&world, "Studio/Ready").len(), 1);
     assert_eq!(deletes(&world), 2, "nothing deleted twice");
@@ -1011,70 +900,43 @@ fn restore_dispatchers_by_pull_request_and_directly() {
     let mut args = vec!["migrate", "restore-dispatchers"];
     args.extend(only);
     let plan = world.upm(&args);
-    assert!(
-        flat(&plan.stdout).contains("Studio/Ready done")
-            && flat(&plan.stdout).contains("Studio/Last planned"),
-        "{}",
-        plan.stdout
-    );
+    assert_has(&flat(&plan.stdout), "Studio/Ready done");
+    assert_has(&flat(&plan.stdout), "Studio/Last planned");
     args.push("--apply");
     let run = world.upm(&args);
     assert_eq!(run.code, 0, "{}", run.stdout);
     let last = pulls(&world, "Studio/Last");
     assert_eq!(last.len(), 1);
     assert_eq!(last[0].head, "upm/restore-dispatcher");
-    {
-        let state = world.fake.state();
-        let repo = state.repo("Studio/Last").unwrap();
-        let blob = repo
-            .file_blob(&repo.branches["upm/restore-dispatcher"], DISPATCHER)
-            .unwrap();
-        let text = String::from_utf8(repo.blob_bytes(blob).unwrap()).unwrap();
-        assert_eq!(text, rendered);
-        assert!(
-            text.contains("CENTRAL_REPOSITORY: Studio/Central")
-                && text.contains("package_path: \"*\"")
-        );
-    }
+    let text = file_on(&world, "Studio/Last", "upm/restore-dispatcher", DISPATCHER);
+    assert_eq!(text, rendered);
+    assert_has(&text, "CENTRAL_REPOSITORY: Studio/Central");
+    assert_has(&text, "package_path: \"*\"");
     let rerun = world.upm(&args);
-    assert!(
-        flat(&rerun.stdout).contains("Studio/Last done pull request already open"),
-        "{}",
-        rerun.stdout
+    assert_has(
+        &flat(&rerun.stdout),
+        "Studio/Last done pull request already open",
     );
     assert_eq!(pulls(&world, "Studio/Last").len(), 1);
 
     // --direct: straight onto the publishing branch, no PR.
-    let direct = world.upm(&[
+    let direct_args = [
         "migrate",
         "restore-dispatchers",
         "--only",
         "Studio/Flaky",
         "--direct",
         "--apply",
-    ]);
+    ];
+    let direct = world.upm(&direct_args);
     assert_eq!(direct.code, 0, "{}", direct.stdout);
-    assert!(
-        direct
-            .stdout
-            .contains("committed .github/workflows/upm-publish-dispatcher.yml to main"),
-        "{}",
-        direct.stdout
+    assert_has(
+        &direct.stdout,
+        "committed .github/workflows/upm-publish-dispatcher.yml to main",
     );
     assert!(pulls(&world, "Studio/Flaky").is_empty());
-    let again = world.upm(&[
-        "migrate",
-        "restore-dispatchers",
-        "--only",
-        "Studio/Flaky",
-        "--direct",
-        "--apply",
-    ]);
-    assert!(
-        again.stdout.contains("is in place on main"),
-        "{}",
-        again.stdout
-    );
+    let again = world.upm(&direct_args);
+    assert_has(&again.stdout, "is in place on main");
 }
 
 // ---- status ----------------------------------------------------------------------------------------
@@ -1140,20 +1002,17 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
             .unwrap_or_else(|| panic!("{pkg}: {}", run.stdout))
             .to_string()
     };
-    assert!(
-        flat(&line("com.studio.core")).contains("com.studio.core 1.2.0 1.2.0 yes"),
-        "{}",
-        run.stdout
+    assert_has(
+        &flat(&line("com.studio.core")),
+        "com.studio.core 1.2.0 1.2.0 yes",
     );
-    assert!(
-        flat(&line("com.studio.ui")).contains("com.studio.ui 2.0.0 1.9.0 NO"),
-        "{}",
-        run.stdout
+    assert_has(
+        &flat(&line("com.studio.ui")),
+        "com.studio.ui 2.0.0 1.9.0 NO",
     );
-    assert!(
-        line("com.studio.ui").contains("upm-publish-dispatcher.yml, publish-upm.yml"),
-        "{}",
-        run.stdout
+    assert_has(
+        &line("com.studio.ui"),
+        "upm-publish-dispatcher.yml, publish-upm.yml",
     );
     assert!(
         line("com.studio.ui").contains("200 "),
@@ -1165,10 +1024,11 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
         "{}",
         run.stdout
     );
-    assert!(line("Studio/Off").contains("(no UPM package)"));
-    assert!(run
-        .stdout
-        .contains("1 version(s) on a publishing branch are not on the registry"));
+    assert_has(&line("Studio/Off"), "(no UPM package)");
+    assert_has(
+        &run.stdout,
+        "1 version(s) on a publishing branch are not on the registry",
+    );
 }
 
 // ---- credentials -----------------------------------------------------------------------------------
@@ -1193,11 +1053,7 @@ fn a_github_app_from_the_environment() {
         .push(("GITHUB_APP_PRIVATE_KEY".into(), key.replace('\n', "\\n")));
     let run = world.upm(&["registry", "validate"]);
     assert_eq!(run.code, 1, "Legacy is missing; the others are reachable");
-    assert!(
-        flat(&run.stdout).contains("2 of 3 reachable"),
-        "{}",
-        run.stdout
-    );
+    assert_has(&flat(&run.stdout), "2 of 3 reachable");
     let minted = world.fake.state().app.as_ref().unwrap().minted.clone();
     assert_eq!(minted.len(), 1, "one installation token for the whole run");
     let requests = world.fake.requests();
@@ -1215,12 +1071,9 @@ fn a_github_app_from_the_environment() {
     ));
     let broken = world.upm(&["registry", "list"]);
     assert_eq!(broken.code, 2);
-    assert!(
-        broken
-            .stderr
-            .contains("not an RSA private key in PEM (PKCS#1 or PKCS#8)"),
-        "{}",
-        broken.stderr
+    assert_has(
+        &broken.stderr,
+        "not an RSA private key in PEM (PKCS#1 or PKCS#8)",
     );
     assert!(!broken.stderr.contains("nope"));
 }

@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 use upm_github::deliveries::format_rfc3339_utc;
 
 use crate::state::{
-    Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo, State,
+    Commit, Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo, State,
 };
 
 #[derive(Debug, Clone)]
@@ -255,19 +255,18 @@ fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
     VerifyingKey::<sha2::Sha256>::new(public)
         .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
         .map_err(|_| "'Issuer' claim ('iss') must be an Integer (signature invalid)".to_string())?;
-    let header: Value = URL_SAFE_NO_PAD
-        .decode(parts[0])
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("A JSON web token could not be decoded")?;
+    let json_part = |part: &str| -> Result<Value, String> {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| "A JSON web token could not be decoded".to_string())
+    };
+    let header = json_part(parts[0])?;
     if header["alg"] != "RS256" {
         return Err("JWT alg must be RS256".into());
     }
-    let claims: Value = URL_SAFE_NO_PAD
-        .decode(parts[1])
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or("A JSON web token could not be decoded")?;
+    let claims = json_part(parts[1])?;
     let (iat, exp) = (
         claims["iat"].as_i64().unwrap_or(0),
         claims["exp"].as_i64().unwrap_or(0),
@@ -405,11 +404,7 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
                 redelivery: true,
                 delivered_at: format_rfc3339_utc(now),
                 status_code: code,
-                status: if (200..300).contains(&code) {
-                    "OK".into()
-                } else {
-                    format!("Invalid HTTP Response: {code}")
-                },
+                status: Delivery::status_text(code),
                 ..original
             });
             Response::json(202, json!({}))
@@ -589,6 +584,36 @@ fn pull_json(repo: &Repo, pull: &Pull) -> Value {
     })
 }
 
+/// A git reference as the refs API answers it.
+fn ref_json(name: &str, sha: &str) -> Value {
+    json!({ "ref": name, "object": { "sha": sha, "type": "commit" } })
+}
+
+/// Points `branch` at `sha`, which must be a known commit, and answers `status` with the ref.
+fn point_branch(repo: &mut Repo, branch: &str, sha: &str, status: u16) -> Response {
+    if !repo.commits.contains_key(sha) {
+        return Response::error(422, "Object does not exist");
+    }
+    repo.branches.insert(branch.to_string(), sha.to_string());
+    Response::json(status, ref_json(&format!("refs/heads/{branch}"), sha))
+}
+
+/// The branch a contents write names (the default branch when it names none) and its head commit.
+fn branch_of_write(repo: &Repo, body: &Value) -> Result<(String, String), Response> {
+    let branch = body["branch"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| repo.default_branch.clone());
+    match repo.branches.get(&branch) {
+        Some(head) => Ok((branch, head.clone())),
+        None => Err(Response::error(404, &format!("Branch {branch} not found"))),
+    }
+}
+
+fn parents_json(commit: &Commit) -> Vec<Value> {
+    commit.parents.iter().map(|p| json!({ "sha": p })).collect()
+}
+
 fn repo_route(
     repo: &mut Repo,
     method: &str,
@@ -616,10 +641,7 @@ fn repo_route(
         ("GET", ["git", "ref" | "refs", "heads", branch @ ..]) => {
             let branch = branch.join("/");
             match repo.branches.get(&branch) {
-                Some(sha) => Response::json(
-                    200,
-                    json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha, "type": "commit" } }),
-                ),
+                Some(sha) => Response::json(200, ref_json(&format!("refs/heads/{branch}"), sha)),
                 None => not_found(),
             }
         }
@@ -639,14 +661,7 @@ fn repo_route(
             if repo.branches.contains_key(branch) {
                 return Response::error(422, "Reference already exists");
             }
-            if !repo.commits.contains_key(sha) {
-                return Response::error(422, "Object does not exist");
-            }
-            repo.branches.insert(branch.to_string(), sha.to_string());
-            Response::json(
-                201,
-                json!({ "ref": name, "object": { "sha": sha, "type": "commit" } }),
-            )
+            point_branch(repo, branch, sha, 201)
         }
         ("PATCH", ["git", "refs", "heads", branch @ ..]) => {
             let branch = branch.join("/");
@@ -656,14 +671,7 @@ fn repo_route(
             if !repo.branches.contains_key(&branch) {
                 return Response::error(422, "Reference does not exist");
             }
-            if !repo.commits.contains_key(sha) {
-                return Response::error(422, "Object does not exist");
-            }
-            repo.branches.insert(branch.clone(), sha.to_string());
-            Response::json(
-                200,
-                json!({ "ref": format!("refs/heads/{branch}"), "object": { "sha": sha, "type": "commit" } }),
-            )
+            point_branch(repo, &branch, sha, 200)
         }
         ("DELETE", ["git", "refs", "heads", branch @ ..]) => {
             match repo.branches.remove(&branch.join("/")) {
@@ -676,7 +684,7 @@ fn repo_route(
                 let commit = &repo.commits[&sha];
                 Response::json(
                     200,
-                    json!({ "sha": sha, "commit": { "message": commit.message, "tree": { "sha": commit.tree } }, "parents": commit.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>() }),
+                    json!({ "sha": sha, "commit": { "message": commit.message, "tree": { "sha": commit.tree } }, "parents": parents_json(commit) }),
                 )
             }
             None => Response::error(422, &format!("No commit found for SHA: {reference}")),
@@ -684,7 +692,7 @@ fn repo_route(
         ("GET", ["git", "commits", sha]) => match repo.commits.get(*sha) {
             Some(commit) => Response::json(
                 200,
-                json!({ "sha": sha, "message": commit.message, "tree": { "sha": commit.tree }, "parents": commit.parents.iter().map(|p| json!({"sha": p})).collect::<Vec<_>>() }),
+                json!({ "sha": sha, "message": commit.message, "tree": { "sha": commit.tree }, "parents": parents_json(commit) }),
             ),
             None => not_found(),
         },
@@ -766,12 +774,9 @@ fn repo_route(
         }
         ("PUT", ["contents", path @ ..]) => {
             let path = path.join("/");
-            let branch = body["branch"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| repo.default_branch.clone());
-            let Some(head) = repo.branches.get(&branch).cloned() else {
-                return Response::error(404, &format!("Branch {branch} not found"));
+            let (branch, head) = match branch_of_write(repo, body) {
+                Ok(found) => found,
+                Err(answer) => return answer,
             };
             let Some(content) = body["content"]
                 .as_str()
@@ -807,12 +812,9 @@ fn repo_route(
         }
         ("DELETE", ["contents", path @ ..]) => {
             let path = path.join("/");
-            let branch = body["branch"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| repo.default_branch.clone());
-            let Some(head) = repo.branches.get(&branch).cloned() else {
-                return Response::error(404, &format!("Branch {branch} not found"));
+            let (branch, head) = match branch_of_write(repo, body) {
+                Ok(found) => found,
+                Err(answer) => return answer,
             };
             let Some(current) = repo.file_blob(&head, &path).cloned() else {
                 return not_found();

@@ -143,6 +143,18 @@ pub struct Delivery {
     pub response: Option<String>,
 }
 
+impl Delivery {
+    /// GitHub's text for an attempt's outcome (the `status` field): `OK` for a 2xx answer, else
+    /// `Invalid HTTP Response: <code>`.
+    pub fn status_text(status_code: u16) -> String {
+        if (200..300).contains(&status_code) {
+            "OK".into()
+        } else {
+            format!("Invalid HTTP Response: {status_code}")
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Dispatch {
     pub repository: String,

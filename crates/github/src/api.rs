@@ -289,6 +289,7 @@ impl GitHub {
                 repo_path(full_name),
                 segment(head)
             ),
+            None,
             1000,
         )
     }
@@ -390,27 +391,22 @@ impl GitHub {
         since: &str,
         limit: usize,
     ) -> Result<Vec<WorkflowRun>> {
-        let mut all = Vec::new();
         let path = format!(
             "/repos/{}/actions/workflows/{}/runs?per_page=100&created=%3E%3D{}",
             repo_path(full_name),
             segment(workflow_file),
             segment(since)
         );
-        self.for_each_page(&path, Some("workflow_runs"), |page: Vec<WorkflowRun>| {
-            all.extend(page);
-            if all.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        all.truncate(limit);
-        Ok(all)
+        self.get_all(&path, Some("workflow_runs"), limit)
     }
 }
 
 fn decode_content(path: &str, content: &str, encoding: &str) -> Result<Vec<u8>> {
+    let error = |detail: String| Error::Decode {
+        method: "GET".into(),
+        path: path.into(),
+        detail,
+    };
     match encoding {
         // GitHub wraps base64 at 60 columns.
         "base64" => {
@@ -418,17 +414,11 @@ fn decode_content(path: &str, content: &str, encoding: &str) -> Result<Vec<u8>> 
                 .chars()
                 .filter(|c| !c.is_ascii_whitespace())
                 .collect();
-            STANDARD.decode(compact).map_err(|e| Error::Decode {
-                method: "GET".into(),
-                path: path.into(),
-                detail: format!("content: {e}"),
-            })
+            STANDARD
+                .decode(compact)
+                .map_err(|e| error(format!("content: {e}")))
         }
         "utf-8" | "" => Ok(content.as_bytes().to_vec()),
-        other => Err(Error::Decode {
-            method: "GET".into(),
-            path: path.into(),
-            detail: format!("content encoding {other:?}"),
-        }),
+        other => Err(error(format!("content encoding {other:?}"))),
     }
 }

@@ -306,10 +306,15 @@ impl GitHub {
         Ok(pages)
     }
 
-    /// Every item of a top-level-array listing, at most `limit`.
-    pub fn get_all<T: DeserializeOwned>(&self, path: &str, limit: usize) -> Result<Vec<T>> {
+    /// Every item of a listing, at most `limit`; `field` as in [`GitHub::for_each_page`].
+    pub fn get_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        field: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<T>> {
         let mut all = Vec::new();
-        self.for_each_page(path, None, |items: Vec<T>| {
+        self.for_each_page(path, field, |items: Vec<T>| {
             all.extend(items);
             if all.len() >= limit {
                 all.truncate(limit);
@@ -326,13 +331,12 @@ impl GitHub {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        self.write("POST", path, Some(&to_json(body)))
+        self.write("POST", path, body)
     }
 
     /// A POST whose answer (often 202/204 without a body) is not read.
     pub fn post_no_content<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<()> {
-        let answer = self.request("POST", path, Some(to_json(body)), AuthAs::Default)?;
-        success("POST", path, answer).map(drop)
+        self.send("POST", path, Some(to_json(body))).map(drop)
     }
 
     pub fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -340,7 +344,7 @@ impl GitHub {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        self.write("PUT", path, Some(&to_json(body)))
+        self.write("PUT", path, body)
     }
 
     pub fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -348,13 +352,12 @@ impl GitHub {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        self.write("PATCH", path, Some(&to_json(body)))
+        self.write("PATCH", path, body)
     }
 
     /// DELETE, with a JSON body when the endpoint wants one (contents API).
     pub fn delete<B: Serialize + ?Sized>(&self, path: &str, body: Option<&B>) -> Result<()> {
-        let answer = self.request("DELETE", path, body.map(to_json), AuthAs::Default)?;
-        success("DELETE", path, answer).map(drop)
+        self.send("DELETE", path, body.map(to_json)).map(drop)
     }
 
     /// A GraphQL query or mutation (`POST {api}/graphql`); an answer with `errors` is an error.
@@ -385,15 +388,21 @@ impl GitHub {
         })
     }
 
-    fn write<T: DeserializeOwned>(
+    /// A JSON write whose answer is decoded.
+    fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
-        body: Option<&[u8]>,
+        body: &B,
     ) -> Result<T> {
-        let answer = self.request(method, path, body.map(<[u8]>::to_vec), AuthAs::Default)?;
-        let answer = success(method, path, answer)?;
+        let answer = self.send(method, path, Some(to_json(body)))?;
         decode(method, path, &answer.body)
+    }
+
+    /// A write as the default identity; a non-2xx answer is an error.
+    fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<Answer> {
+        let answer = self.request(method, path, body, AuthAs::Default)?;
+        success(method, path, answer)
     }
 
     // ---- the exchange ------------------------------------------------------------------------

@@ -235,11 +235,13 @@ fn a_wait_beyond_the_bound_is_an_error_not_a_hang() {
 #[test]
 fn an_exhausted_primary_window_waits_for_its_reset() {
     let fake = fake();
-    // The answer is fine but says the window is used up until a second from now: the NEXT request
-    // waits for the reset instead of being refused.
+    // The answer is fine but says the window is used up for the next seconds: the NEXT request
+    // waits for the reset instead of being refused. Two seconds, not one: the reset is a whole
+    // second, so with one the next request could fall after it when a second boundary passes between
+    // the two requests (a flake).
     fake.fault(Fault {
         rate_limit_remaining: Some(0),
-        rate_limit_reset_in: Some(1),
+        rate_limit_reset_in: Some(2),
         times: 1,
         ..Fault::default()
     });
