@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# Sourced by the bench scripts: a throw-away Verdaccio on 127.0.0.1 with one user and its token.
+#   start_verdaccio WORK LIFETIME   config, storage and log under WORK; killed after LIFETIME seconds at
+#                                   the latest (bounds its life even if the caller is killed before its
+#                                   trap runs). Sets port, registry and verdaccio_pid; exports NPM_TOKEN.
+#   stop_verdaccio                  for the caller's EXIT trap; safe when it never started.
+# Needs env.sh sourced and the working directory at $ROOT (node_modules/verdaccio).
+
+verdaccio_pid=""
+
+start_verdaccio() {
+  local work="$1" lifetime="$2"
+  port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+  registry="http://127.0.0.1:$port"
+  cat > "$work/config.yaml" <<YAML
+storage: $work/storage
+auth:
+  htpasswd:
+    file: $work/htpasswd
+    max_users: 10
+uplinks: {}
+packages:
+  '**':
+    access: \$all
+    publish: \$authenticated
+middlewares:
+  audit:
+    enabled: false
+web:
+  enable: false
+max_body_size: 100mb
+log: { type: stdout, format: pretty, level: warn }
+# JWT API tokens: Verdaccio's default (legacy) tokens make it re-check the password with bcrypt on
+# every authenticated request, about 90 ms each on its single thread (see publisher/README.md).
+security:
+  api:
+    jwt:
+      sign:
+        expiresIn: 1d
+YAML
+  printf '==> %s\n' "starting Verdaccio on $registry" >&2
+  timeout "$lifetime" node node_modules/verdaccio/bin/verdaccio --config "$work/config.yaml" \
+    --listen "127.0.0.1:$port" > "$work/verdaccio.log" 2>&1 &
+  verdaccio_pid=$!
+  for _ in $(seq 1 300); do
+    curl -fsS "$registry/-/ping" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS "$registry/-/ping" >/dev/null || { cat "$work/verdaccio.log" >&2; exit 1; }
+  NPM_TOKEN="$(curl -fsS -X PUT -H 'Content-Type: application/json' \
+    -d '{"name":"bench","password":"bench-password"}' "$registry/-/user/org.couchdb.user:bench" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')"
+  export NPM_TOKEN
+}
+
+stop_verdaccio() {
+  if [ -n "$verdaccio_pid" ]; then
+    kill "$verdaccio_pid" 2>/dev/null || true
+    wait "$verdaccio_pid" 2>/dev/null || true
+  fi
+}
