@@ -12,21 +12,12 @@
 # Usage: scripts/bench-publish-job.sh [FILES]   (files in the package, default 60)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-source "$(dirname "$0")/lib/verdaccio.sh"
 cd "$ROOT"
 
 files="${1:-60}"
 case "$files" in ''|*[!0-9]*) echo "usage: $0 [FILES]" >&2; exit 2 ;; esac
 
-work="$(mktemp -d)"
-cleanup() {
-  stop_verdaccio
-  rm -rf "$work"
-}
-trap cleanup EXIT
-step() { printf '==> %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+source "$ROOT/scripts/lib/bench.sh"
 
 step "cargo build --release -p upm-publisher (setup, not measured: CI does it once per commit)"
 cargo build --locked --release -p upm-publisher --quiet
@@ -34,7 +25,7 @@ mkdir -p "$work/bin"
 cp target/release/upm-publisher "$work/bin/"
 (cd "$work/bin" && sha256sum upm-publisher > upm-publisher.sha256)
 
-start_verdaccio "$work" 600
+start_verdaccio 600
 
 step "fixture: a Unity project with one package of $files files, 40 commits of history, 1.0.0 published"
 repo="$work/repo"

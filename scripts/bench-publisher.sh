@@ -5,27 +5,18 @@
 # Usage: scripts/bench-publisher.sh [PACKAGES]   (default 109)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-source "$(dirname "$0")/lib/verdaccio.sh"
 cd "$ROOT"
 
 count="${1:-109}"
 case "$count" in ''|*[!0-9]*) echo "usage: $0 [PACKAGES]" >&2; exit 2 ;; esac
 
-work="$(mktemp -d)"
-cleanup() {
-  stop_verdaccio
-  rm -rf "$work"
-}
-trap cleanup EXIT
-step() { printf '==> %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+source "$ROOT/scripts/lib/bench.sh"
 
 step "cargo build --release -p upm-publisher"
 cargo build --locked --release -p upm-publisher --quiet
 cli="$ROOT/target/release/upm-publisher"
 
-start_verdaccio "$work" 1800
+start_verdaccio 1800
 
 step "fixture repository with $count packages"
 repo="$work/repo"

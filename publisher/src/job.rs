@@ -40,45 +40,46 @@ pub fn run_url(server_url: &str) -> Option<String> {
     }
 }
 
-/// Where and how to post to Discord: the webhook comes from DISCORD_WEBHOOK_URL (a secret).
-pub struct Discord<'a> {
-    webhook: String,
-    thread_id: Option<&'a str>,
-    policy: &'a RetryPolicy,
-    timeout: u64,
+/// How a command notifies Discord; the webhook itself comes from DISCORD_WEBHOOK_URL (a secret).
+pub struct Notification<'a> {
+    /// Post into this thread of the webhook's channel.
+    pub thread_id: Option<&'a str>,
+    pub policy: &'a RetryPolicy,
+    /// Seconds, per request (at most 30: a slow Discord must not hold the job).
+    pub timeout: u64,
+    pub dry_run: bool,
+    /// How the command names itself in its log lines.
+    pub program: &'a str,
 }
 
-impl<'a> Discord<'a> {
-    /// `None` when no webhook is configured.
-    pub fn from_env(
-        thread_id: Option<&'a str>,
-        policy: &'a RetryPolicy,
-        timeout: u64,
-    ) -> Option<Self> {
-        let webhook = std::env::var("DISCORD_WEBHOOK_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())?;
-        Some(Discord {
-            webhook,
-            thread_id,
-            policy,
-            timeout,
-        })
+/// Posts `message()` when a webhook is configured, the run is not a dry run and there is something to
+/// say; returns what happened, for the audit file. A failure is logged as a warning and never fails the
+/// run.
+pub fn notify_discord(
+    how: &Notification,
+    message: impl FnOnce() -> Option<notify::Message>,
+) -> String {
+    let Some(webhook) = std::env::var("DISCORD_WEBHOOK_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return "not configured".to_string();
+    };
+    if how.dry_run {
+        return "skipped (dry run)".to_string();
     }
-
-    /// Posts the message; returns what happened, for the audit file (a failure is also logged, as a
-    /// warning under `program`: the notification never fails the run).
-    pub fn post(&self, message: &notify::Message, program: &str) -> String {
-        let result = notify::webhook_url(&self.webhook, self.thread_id).and_then(|url| {
-            let agent = registry::agent(Duration::from_secs(self.timeout.min(30)));
-            notify::post(&agent, &url, message, self.policy)
-        });
-        match result {
-            Ok(()) => "sent".to_string(),
-            Err(e) => {
-                eprintln!("{program}: warning: {e}");
-                format!("failed: {e}")
-            }
+    let Some(message) = message() else {
+        return "nothing to announce".to_string();
+    };
+    let result = notify::webhook_url(&webhook, how.thread_id).and_then(|url| {
+        let agent = registry::agent(Duration::from_secs(how.timeout.min(30)));
+        notify::post(&agent, &url, &message, how.policy)
+    });
+    match result {
+        Ok(()) => "sent".to_string(),
+        Err(e) => {
+            eprintln!("{}: warning: {e}", how.program);
+            format!("failed: {e}")
         }
     }
 }

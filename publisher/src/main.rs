@@ -27,9 +27,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::discover::Request;
 use crate::git::CommitSha;
-use crate::job::Discord;
+use crate::job::Notification;
 use crate::model::{Failed, Outcome, PackagePath, Report, Source, Stage};
-use crate::registry::RetryPolicy;
 
 const AFTER_HELP: &str = "\
 Secrets come from the environment only, never from arguments (other processes can see those):
@@ -282,12 +281,14 @@ fn publish(args: PublishArgs) -> ExitCode {
         outcomes,
     };
 
-    let notification = notify_discord(
-        &report,
-        args.discord_thread_id.as_deref(),
-        &policy,
-        args.timeout,
-    );
+    let how = Notification {
+        thread_id: args.discord_thread_id.as_deref(),
+        policy: &policy,
+        timeout: args.timeout,
+        dry_run: report.dry_run,
+        program: "upm-publisher",
+    };
+    let notification = job::notify_discord(&how, || notify::build(&report));
     let mut ok = !report.has_failures();
     if let Some(path) = &args.summary_file {
         let mut text = summary::markdown(&report);
@@ -319,26 +320,6 @@ fn publish(args: PublishArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// Sends the Discord message when there is one and a webhook is configured; returns what happened, for
-/// the audit file.
-fn notify_discord(
-    report: &Report,
-    thread_id: Option<&str>,
-    policy: &RetryPolicy,
-    timeout: u64,
-) -> String {
-    let Some(discord) = Discord::from_env(thread_id, policy, timeout) else {
-        return "not configured".to_string();
-    };
-    if report.dry_run {
-        return "skipped (dry run)".to_string();
-    }
-    match notify::build(report) {
-        Some(message) => discord.post(&message, "upm-publisher"),
-        None => "nothing to announce".to_string(),
     }
 }
 

@@ -17,14 +17,14 @@ use semver::Version;
 use serde_json::json;
 use upm_github::{ClientConfig, Credentials, Error as GitHubError, GitHub, Secret as GitHubSecret};
 
-use crate::job::{self, Discord};
+use crate::job::{self, Notification};
 use crate::model::PackageName;
 use crate::reconcile::{
     active_targets, alert, catch_up_payload, decide, dispatched, manifest_blobs, order, prune,
     read_manifest, recently_dispatched, summary, Budget, Dispatch, Found, Known, Line, Manifest,
     Remembered, State, Target,
 };
-use crate::registry::{Registry, RetryPolicy};
+use crate::registry::Registry;
 
 /// Consecutive repositories whose registry lookups failed before the sweep stops asking the registry
 /// (an outage): the remaining lines fail at once instead of each waiting through its retries.
@@ -481,16 +481,16 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         let text = summary(&swept.lines, swept.requests, swept.not_modified);
         job::append_summary(path, &text, PROGRAM);
     }
-    let notification = if args.dry_run {
-        "skipped (dry run)".to_string()
-    } else {
-        post_alert(
-            &swept,
-            args.discord_thread_id.as_deref(),
-            &policy,
-            args.timeout,
-        )
+    let how = Notification {
+        thread_id: args.discord_thread_id.as_deref(),
+        policy: &policy,
+        timeout: args.timeout,
+        dry_run: args.dry_run,
+        program: PROGRAM,
     };
+    let notification = job::notify_discord(&how, || {
+        alert(&swept.lines, job::run_url(&job::server_url()).as_deref())
+    });
     if let Some(path) = &args.audit_file {
         ok &= job::write_audit(path, &audit_json(&swept, &notification), PROGRAM);
     }
@@ -512,22 +512,6 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-fn post_alert(
-    swept: &Swept,
-    thread_id: Option<&str>,
-    policy: &RetryPolicy,
-    timeout: u64,
-) -> String {
-    let Some(discord) = Discord::from_env(thread_id, policy, timeout) else {
-        return "not configured".to_string();
-    };
-    let run_url = job::run_url(&job::server_url());
-    match alert(&swept.lines, run_url.as_deref()) {
-        Some(message) => discord.post(&message, PROGRAM),
-        None => "nothing to announce".to_string(),
     }
 }
 

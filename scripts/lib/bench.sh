@@ -1,15 +1,17 @@
 # shellcheck shell=bash
-# Sourced by the bench scripts: a throw-away Verdaccio on 127.0.0.1 with one user and its token.
-#   start_verdaccio WORK LIFETIME   config, storage and log under WORK; killed after LIFETIME seconds at
-#                                   the latest (bounds its life even if the caller is killed before its
+# Sourced by the bench scripts (after env.sh, with the working directory at $ROOT): a scratch directory,
+# timing helpers, and a throw-away Verdaccio on 127.0.0.1 with one user and its token.
+#   $work                           a scratch directory, removed (and Verdaccio stopped) on exit
+#   step TEXT / now / elapsed T0 T1 a progress line on stderr / a timestamp / seconds between two
+#   start_verdaccio LIFETIME        config, storage and log under $work; killed after LIFETIME seconds at
+#                                   the latest (bounds its life even if the bench is killed before its
 #                                   trap runs). Sets port, registry and verdaccio_pid; exports NPM_TOKEN.
-#   stop_verdaccio                  for the caller's EXIT trap; safe when it never started.
-# Needs env.sh sourced and the working directory at $ROOT (node_modules/verdaccio).
 
+work="$(mktemp -d)"
 verdaccio_pid=""
 
 start_verdaccio() {
-  local work="$1" lifetime="$2"
+  local lifetime="$1"
   port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
   registry="http://127.0.0.1:$port"
   cat > "$work/config.yaml" <<YAML
@@ -38,7 +40,7 @@ security:
       sign:
         expiresIn: 1d
 YAML
-  printf '==> %s\n' "starting Verdaccio on $registry" >&2
+  step "starting Verdaccio on $registry"
   timeout "$lifetime" node node_modules/verdaccio/bin/verdaccio --config "$work/config.yaml" \
     --listen "127.0.0.1:$port" > "$work/verdaccio.log" 2>&1 &
   verdaccio_pid=$!
@@ -53,9 +55,15 @@ YAML
   export NPM_TOKEN
 }
 
-stop_verdaccio() {
+cleanup() {
   if [ -n "$verdaccio_pid" ]; then
     kill "$verdaccio_pid" 2>/dev/null || true
     wait "$verdaccio_pid" 2>/dev/null || true
   fi
+  rm -rf "$work"
 }
+trap cleanup EXIT
+
+step() { printf '==> %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
