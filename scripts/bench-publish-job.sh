@@ -43,8 +43,9 @@ printf '# Changelog\n\n## [1.0.0] - 2026-01-01\n\n- first\n' > "$pkg/CHANGELOG.m
 for i in $(seq 1 "$files"); do
   dir="$pkg/Runtime"; [ $((i % 4)) -eq 0 ] && dir="$pkg/Editor"
   head -c 2000 /dev/urandom | base64 > "$dir/File$i.cs"
-  printf 'fileFormatVersion: 2\nguid: %032d\n' "$i" > "$dir/File$i.cs.meta"
+  write_meta "$dir/File$i.cs"
 done
+for asset in package.json README.md CHANGELOG.md Runtime Editor; do write_meta "$pkg/$asset"; done
 gitc add -A && gitc commit -q -m "feat: typical 1.0.0"
 for i in $(seq 1 40); do
   echo "// change $i" >> "$pkg/Runtime/File1.cs"

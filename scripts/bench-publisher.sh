@@ -28,7 +28,7 @@ for i in $(seq -w 1 "$count"); do
   printf '{\n  "name": "com.bench.package%s",\n  "version": "1.%s.0",\n  "displayName": "Bench %s",\n  "unity": "2022.3"\n}\n' \
     "$i" "$((10#$i))" "$i" > "$dir/package.json"
   printf 'class Bench%s {}\n' "$i" > "$dir/Runtime/Bench$i.cs"
-  printf 'fileFormatVersion: 2\n' > "$dir/Runtime/Bench$i.cs.meta"
+  for asset in package.json Runtime "Runtime/Bench$i.cs"; do write_meta "$dir/$asset"; done
 done
 git -C "$repo" add -A
 git -C "$repo" -c user.name=bench -c user.email=bench@example.com commit -q -m "feat: $count packages"

@@ -6,6 +6,8 @@
 #   start_verdaccio LIFETIME        config, storage and log under $work; killed after LIFETIME seconds at
 #                                   the latest (bounds its life even if the bench is killed before its
 #                                   trap runs). Sets port, registry and verdaccio_pid; exports NPM_TOKEN.
+#   write_meta PATH                 PATH.meta with a GUID no other write_meta of this bench gives (the
+#                                   publisher fails a package with a missing .meta or a shared GUID)
 
 work="$(mktemp -d)"
 verdaccio_pid=""
@@ -67,3 +69,9 @@ trap cleanup EXIT
 step() { printf '==> %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+meta_count=0
+write_meta() {
+  meta_count=$((meta_count + 1))
+  printf 'fileFormatVersion: 2\nguid: %032x\n' "$meta_count" > "$1.meta"
+}
