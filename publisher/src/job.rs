@@ -116,3 +116,37 @@ pub fn write_audit(path: &Path, audit: &impl serde::Serialize, program: &str) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audit_that_cannot_be_written_fails_the_run_and_one_that_can_is_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = serde_json::json!({"ok": true});
+        assert!(!write_audit(
+            &dir.path().join("missing/audit.json"),
+            &audit,
+            "test"
+        ));
+        let path = dir.path().join("audit.json");
+        assert!(write_audit(&path, &audit, "test"));
+        let written: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(written, audit);
+    }
+
+    #[test]
+    fn the_summary_is_appended_to_what_earlier_steps_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.md");
+        fs::write(&path, "earlier step\n").unwrap();
+        append_summary(&path, "ours\n", "test");
+        append_summary(&path, "more\n", "test");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "earlier step\nours\nmore\n"
+        );
+    }
+}
