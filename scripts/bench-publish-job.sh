@@ -17,16 +17,7 @@ cd "$ROOT"
 files="${1:-60}"
 case "$files" in ''|*[!0-9]*) echo "usage: $0 [FILES]" >&2; exit 2 ;; esac
 
-work="$(mktemp -d)"
-verdaccio_pid=""
-cleanup() {
-  if [ -n "$verdaccio_pid" ]; then kill "$verdaccio_pid" 2>/dev/null || true; wait "$verdaccio_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-step() { printf '==> %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+source "$ROOT/scripts/lib/bench.sh"
 
 step "cargo build --release -p upm-publisher (setup, not measured: CI does it once per commit)"
 cargo build --locked --release -p upm-publisher --quiet
@@ -34,45 +25,7 @@ mkdir -p "$work/bin"
 cp target/release/upm-publisher "$work/bin/"
 (cd "$work/bin" && sha256sum upm-publisher > upm-publisher.sha256)
 
-port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-registry="http://127.0.0.1:$port"
-cat > "$work/config.yaml" <<YAML
-storage: $work/storage
-auth:
-  htpasswd:
-    file: $work/htpasswd
-    max_users: 10
-uplinks: {}
-packages:
-  '**':
-    access: \$all
-    publish: \$authenticated
-middlewares:
-  audit:
-    enabled: false
-web:
-  enable: false
-max_body_size: 100mb
-log: { type: stdout, format: pretty, level: warn }
-security:
-  api:
-    jwt:
-      sign:
-        expiresIn: 1d
-YAML
-step "starting Verdaccio on $registry"
-timeout 600 node node_modules/verdaccio/bin/verdaccio --config "$work/config.yaml" --listen "127.0.0.1:$port" \
-  > "$work/verdaccio.log" 2>&1 &
-verdaccio_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "$registry/-/ping" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$registry/-/ping" >/dev/null || { cat "$work/verdaccio.log" >&2; exit 1; }
-NPM_TOKEN="$(curl -fsS -X PUT -H 'Content-Type: application/json' \
-  -d '{"name":"bench","password":"bench-password"}' "$registry/-/user/org.couchdb.user:bench" |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')"
-export NPM_TOKEN
+start_verdaccio 600
 
 step "fixture: a Unity project with one package of $files files, 40 commits of history, 1.0.0 published"
 repo="$work/repo"
@@ -90,8 +43,9 @@ printf '# Changelog\n\n## [1.0.0] - 2026-01-01\n\n- first\n' > "$pkg/CHANGELOG.m
 for i in $(seq 1 "$files"); do
   dir="$pkg/Runtime"; [ $((i % 4)) -eq 0 ] && dir="$pkg/Editor"
   head -c 2000 /dev/urandom | base64 > "$dir/File$i.cs"
-  printf 'fileFormatVersion: 2\nguid: %032d\n' "$i" > "$dir/File$i.cs.meta"
+  write_meta "$dir/File$i.cs"
 done
+for asset in package.json README.md CHANGELOG.md Runtime Editor; do write_meta "$pkg/$asset"; done
 gitc add -A && gitc commit -q -m "feat: typical 1.0.0"
 for i in $(seq 1 40); do
   echo "// change $i" >> "$pkg/Runtime/File1.cs"

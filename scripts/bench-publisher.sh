@@ -10,63 +10,13 @@ cd "$ROOT"
 count="${1:-109}"
 case "$count" in ''|*[!0-9]*) echo "usage: $0 [PACKAGES]" >&2; exit 2 ;; esac
 
-work="$(mktemp -d)"
-verdaccio_pid=""
-cleanup() {
-  if [ -n "$verdaccio_pid" ]; then kill "$verdaccio_pid" 2>/dev/null || true; wait "$verdaccio_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-step() { printf '==> %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+source "$ROOT/scripts/lib/bench.sh"
 
 step "cargo build --release -p upm-publisher"
 cargo build --locked --release -p upm-publisher --quiet
 cli="$ROOT/target/release/upm-publisher"
 
-port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-registry="http://127.0.0.1:$port"
-cat > "$work/config.yaml" <<YAML
-storage: $work/storage
-auth:
-  htpasswd:
-    file: $work/htpasswd
-    max_users: 10
-uplinks: {}
-packages:
-  '**':
-    access: \$all
-    publish: \$authenticated
-middlewares:
-  audit:
-    enabled: false
-web:
-  enable: false
-max_body_size: 100mb
-log: { type: stdout, format: pretty, level: warn }
-# JWT API tokens: Verdaccio's default (legacy) tokens make it re-check the password with bcrypt on
-# every authenticated request, about 90 ms each on its single thread (see publisher/README.md).
-security:
-  api:
-    jwt:
-      sign:
-        expiresIn: 1d
-YAML
-step "starting Verdaccio on $registry"
-# timeout bounds its life even if this script is killed before its trap runs.
-timeout 1800 node node_modules/verdaccio/bin/verdaccio --config "$work/config.yaml" --listen "127.0.0.1:$port" \
-  > "$work/verdaccio.log" 2>&1 &
-verdaccio_pid=$!
-for _ in $(seq 1 300); do
-  curl -fsS "$registry/-/ping" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$registry/-/ping" >/dev/null || { cat "$work/verdaccio.log" >&2; exit 1; }
-NPM_TOKEN="$(curl -fsS -X PUT -H 'Content-Type: application/json' \
-  -d '{"name":"bench","password":"bench-password"}' "$registry/-/user/org.couchdb.user:bench" |
-  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')"
-export NPM_TOKEN
+start_verdaccio 1800
 
 step "fixture repository with $count packages"
 repo="$work/repo"
@@ -78,7 +28,7 @@ for i in $(seq -w 1 "$count"); do
   printf '{\n  "name": "com.bench.package%s",\n  "version": "1.%s.0",\n  "displayName": "Bench %s",\n  "unity": "2022.3"\n}\n' \
     "$i" "$((10#$i))" "$i" > "$dir/package.json"
   printf 'class Bench%s {}\n' "$i" > "$dir/Runtime/Bench$i.cs"
-  printf 'fileFormatVersion: 2\n' > "$dir/Runtime/Bench$i.cs.meta"
+  for asset in package.json Runtime "Runtime/Bench$i.cs"; do write_meta "$dir/$asset"; done
 done
 git -C "$repo" add -A
 git -C "$repo" -c user.name=bench -c user.email=bench@example.com commit -q -m "feat: $count packages"

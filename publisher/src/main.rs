@@ -6,6 +6,7 @@ mod changelog;
 mod checkout;
 mod discover;
 mod git;
+mod job;
 mod model;
 mod notify;
 mod order;
@@ -19,18 +20,15 @@ mod sweep;
 mod validate;
 mod verify;
 
-use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::discover::Request;
 use crate::git::CommitSha;
+use crate::job::Notification;
 use crate::model::{Failed, Outcome, PackagePath, Report, Source, Stage};
-use crate::registry::{Registry, RetryPolicy, Secret};
 
 const AFTER_HELP: &str = "\
 Secrets come from the environment only, never from arguments (other processes can see those):
@@ -213,17 +211,8 @@ fn fatal(reason: String) -> Outcome {
 }
 
 fn publish(args: PublishArgs) -> ExitCode {
-    let server_url =
-        std::env::var("GITHUB_SERVER_URL").unwrap_or_else(|_| "https://github.com".to_string());
-    let run_url = match (
-        std::env::var("GITHUB_REPOSITORY"),
-        std::env::var("GITHUB_RUN_ID"),
-    ) {
-        (Ok(repo), Ok(id)) if !repo.is_empty() && !id.is_empty() => {
-            Some(format!("{server_url}/{repo}/actions/runs/{id}"))
-        }
-        _ => None,
-    };
+    let server_url = job::server_url();
+    let run_url = job::run_url(&server_url);
     let mut source = Source {
         repository: non_empty(args.repository),
         commit_sha: non_empty(args.commit_sha),
@@ -234,17 +223,7 @@ fn publish(args: PublishArgs) -> ExitCode {
         run_url,
         server_url,
     };
-    let token = std::env::var("NPM_TOKEN").ok().and_then(Secret::new);
-    let policy = RetryPolicy {
-        attempts: args.attempts,
-        ..RetryPolicy::default()
-    };
-    let registry = match Registry::new(
-        &args.registry,
-        token,
-        policy,
-        Duration::from_secs(args.timeout),
-    ) {
+    let (registry, policy) = match job::registry(&args.registry, args.attempts, args.timeout) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("upm-publisher: {e}");
@@ -302,12 +281,14 @@ fn publish(args: PublishArgs) -> ExitCode {
         outcomes,
     };
 
-    let notification = notify_discord(
-        &report,
-        args.discord_thread_id.as_deref(),
-        &policy,
-        args.timeout,
-    );
+    let how = Notification {
+        thread_id: args.discord_thread_id.as_deref(),
+        policy: &policy,
+        timeout: args.timeout,
+        dry_run: report.dry_run,
+        program: "upm-publisher",
+    };
+    let notification = job::notify_discord(&how, || notify::build(&report));
     let mut ok = !report.has_failures();
     if let Some(path) = &args.summary_file {
         let mut text = summary::markdown(&report);
@@ -317,26 +298,14 @@ fn publish(args: PublishArgs) -> ExitCode {
                 summary::cell(problem)
             ));
         }
-        if let Err(e) = append(path, &text) {
-            eprintln!(
-                "upm-publisher: cannot write the summary to {}: {e}",
-                path.display()
-            );
-        }
+        job::append_summary(path, &text, "upm-publisher");
     }
     if let Some(path) = &args.audit_file {
-        let audit = summary::audit(&report, Some(&notification));
-        let written = serde_json::to_vec_pretty(&audit)
-            .map_err(|e| e.to_string())
-            .and_then(|json| fs::write(path, json).map_err(|e| e.to_string()));
-        if let Err(e) = written {
-            // The audit is the record of what happened: losing it is a failure of the run.
-            eprintln!(
-                "upm-publisher: cannot write the audit file {}: {e}",
-                path.display()
-            );
-            ok = false;
-        }
+        ok &= job::write_audit(
+            path,
+            &summary::audit(&report, Some(&notification)),
+            "upm-publisher",
+        );
     }
     let counts = (
         report.published().count(),
@@ -352,47 +321,6 @@ fn publish(args: PublishArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// Sends the Discord message when there is one and a webhook is configured; returns what happened, for
-/// the audit file.
-fn notify_discord(
-    report: &Report,
-    thread_id: Option<&str>,
-    policy: &RetryPolicy,
-    timeout: u64,
-) -> String {
-    let Some(webhook) = std::env::var("DISCORD_WEBHOOK_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    else {
-        return "not configured".to_string();
-    };
-    if report.dry_run {
-        return "skipped (dry run)".to_string();
-    }
-    let Some(message) = notify::build(report) else {
-        return "nothing to announce".to_string();
-    };
-    let result = notify::webhook_url(&webhook, thread_id).and_then(|url| {
-        let agent = registry::agent(Duration::from_secs(timeout.min(30)));
-        notify::post(&agent, &url, &message, policy)
-    });
-    match result {
-        Ok(()) => "sent".to_string(),
-        Err(e) => {
-            eprintln!("upm-publisher: warning: {e}");
-            format!("failed: {e}")
-        }
-    }
-}
-
-fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    file.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -395,14 +395,7 @@ impl Registry {
         match classify_lookup(answer.status) {
             Lookup::Exists => Ok(true),
             Lookup::Missing => Ok(false),
-            Lookup::Transient | Lookup::Error => Err(format!(
-                "{} answered {}{}",
-                redact_url(&url),
-                answer.status,
-                error_message(&answer.body)
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            )),
+            Lookup::Transient | Lookup::Error => Err(unexpected(&url, &answer)),
         }
     }
 
@@ -413,13 +406,7 @@ impl Registry {
         match answer.status {
             200 => Packument::parse(&answer.body).map(Some),
             404 => Ok(None),
-            status => Err(format!(
-                "{} answered {status}{}",
-                redact_url(&url),
-                error_message(&answer.body)
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            )),
+            _ => Err(unexpected(&url, &answer)),
         }
     }
 
@@ -455,13 +442,7 @@ impl Registry {
         let (answer, _) = self.with_retries(Method::Put(&body), &url)?;
         match answer.status {
             200 | 201 | 204 => Ok(()),
-            status => Err(format!(
-                "{} answered {status}{}",
-                redact_url(&url),
-                error_message(&answer.body)
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            )),
+            _ => Err(unexpected(&url, &answer)),
         }
     }
 
@@ -472,6 +453,19 @@ impl Registry {
             status => Err(format!("{} answered {status}", redact_url(url))),
         }
     }
+}
+
+/// An answer the caller did not expect: the URL (its credentials redacted), the status and the
+/// registry's own message.
+fn unexpected(url: &str, answer: &Answer) -> String {
+    format!(
+        "{} answered {}{}",
+        redact_url(url),
+        answer.status,
+        error_message(&answer.body)
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default()
+    )
 }
 
 /// The `error` (or `reason`/`message`) of an npm-style error body, shortened: it goes into one line.

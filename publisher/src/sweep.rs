@@ -9,7 +9,6 @@
 //! - a catch-up: + 1 dispatch.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,14 +17,14 @@ use semver::Version;
 use serde_json::json;
 use upm_github::{ClientConfig, Credentials, Error as GitHubError, GitHub, Secret as GitHubSecret};
 
+use crate::job::{self, Notification};
 use crate::model::PackageName;
-use crate::notify;
 use crate::reconcile::{
     active_targets, alert, catch_up_payload, decide, dispatched, manifest_blobs, order, prune,
     read_manifest, recently_dispatched, summary, Budget, Dispatch, Found, Known, Line, Manifest,
     Remembered, State, Target,
 };
-use crate::registry::{Registry, RetryPolicy, Secret};
+use crate::registry::Registry;
 
 /// Consecutive repositories whose registry lookups failed before the sweep stops asking the registry
 /// (an outage): the remaining lines fail at once instead of each waiting through its retries.
@@ -381,6 +380,9 @@ fn read_state(dir: &Path) -> State {
     }
 }
 
+/// How this command names itself in its log lines.
+const PROGRAM: &str = "upm-publisher reconcile";
+
 const STATE_FILE: &str = "repositories.json";
 const ETAGS_FILE: &str = "etags.json";
 
@@ -401,17 +403,7 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage(format!("{}: {e}", args.registry_file.display())),
     };
-    let policy = RetryPolicy {
-        attempts: args.attempts,
-        ..RetryPolicy::default()
-    };
-    let token = std::env::var("NPM_TOKEN").ok().and_then(Secret::new);
-    let registry = match Registry::new(
-        &args.registry,
-        token,
-        policy,
-        Duration::from_secs(args.timeout),
-    ) {
+    let (registry, policy) = match job::registry(&args.registry, args.attempts, args.timeout) {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
@@ -487,34 +479,20 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
     }
     if let Some(path) = &args.summary_file {
         let text = summary(&swept.lines, swept.requests, swept.not_modified);
-        let appended = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
-        if let Err(e) = appended {
-            eprintln!("upm-publisher reconcile: cannot write the summary: {e}");
-        }
+        job::append_summary(path, &text, PROGRAM);
     }
-    let notification = if args.dry_run {
-        "skipped (dry run)".to_string()
-    } else {
-        post_alert(
-            &swept,
-            args.discord_thread_id.as_deref(),
-            &policy,
-            args.timeout,
-        )
+    let how = Notification {
+        thread_id: args.discord_thread_id.as_deref(),
+        policy: &policy,
+        timeout: args.timeout,
+        dry_run: args.dry_run,
+        program: PROGRAM,
     };
+    let notification = job::notify_discord(&how, || {
+        alert(&swept.lines, job::run_url(&job::server_url()).as_deref())
+    });
     if let Some(path) = &args.audit_file {
-        let audit = audit_json(&swept, &notification);
-        if let Err(e) = fs::write(path, serde_json::to_vec_pretty(&audit).unwrap_or_default()) {
-            eprintln!(
-                "upm-publisher reconcile: cannot write {}: {e}",
-                path.display()
-            );
-            ok = false;
-        }
+        ok &= job::write_audit(path, &audit_json(&swept, &notification), PROGRAM);
     }
     let failed = swept.lines.iter().any(|(_, line)| {
         matches!(
@@ -534,44 +512,6 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-fn post_alert(
-    swept: &Swept,
-    thread_id: Option<&str>,
-    policy: &RetryPolicy,
-    timeout: u64,
-) -> String {
-    let Some(webhook) = std::env::var("DISCORD_WEBHOOK_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-    else {
-        return "not configured".to_string();
-    };
-    let run_url = match (
-        std::env::var("GITHUB_SERVER_URL"),
-        std::env::var("GITHUB_REPOSITORY"),
-        std::env::var("GITHUB_RUN_ID"),
-    ) {
-        (Ok(server), Ok(repo), Ok(id)) if !id.is_empty() => {
-            Some(format!("{server}/{repo}/actions/runs/{id}"))
-        }
-        _ => None,
-    };
-    let Some(message) = alert(&swept.lines, run_url.as_deref()) else {
-        return "nothing to announce".to_string();
-    };
-    let result = notify::webhook_url(&webhook, thread_id).and_then(|url| {
-        let agent = crate::registry::agent(Duration::from_secs(timeout.min(30)));
-        notify::post(&agent, &url, &message, policy)
-    });
-    match result {
-        Ok(()) => "sent".to_string(),
-        Err(e) => {
-            eprintln!("upm-publisher reconcile: warning: {e}");
-            format!("failed: {e}")
-        }
     }
 }
 

@@ -201,6 +201,20 @@ impl Origin {
         (out.status.code().unwrap_or(-1), stderr)
     }
 
+    /// The publisher's 1.1.0 section, in the checkout's changelog (what commit-changelogs.sh pushes).
+    fn publisher_wrote_changelog(&self) {
+        std::fs::write(
+            self.checkout.join("p/CHANGELOG.md"),
+            with_section("1.1.0", "ours"),
+        )
+        .unwrap();
+    }
+
+    /// The origin's main.
+    fn head(&self) -> String {
+        git(&self.bare, &["rev-parse", "main"]).trim().to_string()
+    }
+
     fn origin_file(&self, path: &str) -> String {
         git(&self.bare, &["show", &format!("main:{path}")])
     }
@@ -231,11 +245,7 @@ fn hook(bare: &Path, script: &str) {
 #[test]
 fn changelogs_are_committed_back_with_skip_ci_and_nothing_else() {
     let origin = Origin::new();
-    std::fs::write(
-        origin.checkout.join("p/CHANGELOG.md"),
-        with_section("1.1.0", "ours"),
-    )
-    .unwrap();
+    origin.publisher_wrote_changelog();
     // Something else the run left in the checkout is never committed.
     std::fs::write(origin.checkout.join("p/Runtime/Build.log"), "noise").unwrap();
 
@@ -265,11 +275,7 @@ fn changelogs_are_committed_back_with_skip_ci_and_nothing_else() {
 #[test]
 fn a_moved_branch_is_rebased_and_both_changelog_sections_kept() {
     let origin = Origin::new();
-    std::fs::write(
-        origin.checkout.join("p/CHANGELOG.md"),
-        with_section("1.1.0", "ours"),
-    )
-    .unwrap();
+    origin.publisher_wrote_changelog();
     let theirs = origin.push_elsewhere("p/CHANGELOG.md", &with_section("1.2.0", "theirs"));
 
     let (code, stderr) = origin.commit_back("3");
@@ -308,11 +314,7 @@ fn a_branch_that_moves_between_attempts_is_retried() {
 if [ "$n" -eq 1 ]; then env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main refs/heads/later; fi
 exit 0"#,
     );
-    std::fs::write(
-        origin.checkout.join("p/CHANGELOG.md"),
-        with_section("1.1.0", "ours"),
-    )
-    .unwrap();
+    origin.publisher_wrote_changelog();
 
     let (code, stderr) = origin.commit_back("3");
 
@@ -331,11 +333,7 @@ fn a_push_refused_every_time_gives_up_after_the_attempts() {
         &origin.bare,
         r#"n=$(( $(cat "$PWD/push-count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$PWD/push-count"; exit 1"#,
     );
-    std::fs::write(
-        origin.checkout.join("p/CHANGELOG.md"),
-        with_section("1.1.0", "ours"),
-    )
-    .unwrap();
+    origin.publisher_wrote_changelog();
 
     let (code, stderr) = origin.commit_back("2");
 
@@ -343,27 +341,17 @@ fn a_push_refused_every_time_gives_up_after_the_attempts() {
     assert!(stderr.contains("gave up after 2 pushes"), "{stderr}");
     let pushes = std::fs::read_to_string(origin.bare.join("push-count")).unwrap();
     assert_eq!(pushes.trim(), "2");
-    assert_eq!(
-        git(&origin.bare, &["rev-parse", "main"]).trim(),
-        origin.published
-    );
+    assert_eq!(origin.head(), origin.published, "nothing pushed");
 }
 
 #[test]
 fn a_replay_without_a_branch_commits_nothing_and_is_not_an_error() {
     let origin = Origin::new();
-    std::fs::write(
-        origin.checkout.join("p/CHANGELOG.md"),
-        with_section("1.1.0", "ours"),
-    )
-    .unwrap();
+    origin.publisher_wrote_changelog();
     let (code, stderr) = origin.commit_back_to("", "1");
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("no branch given"), "{stderr}");
-    assert_eq!(
-        git(&origin.bare, &["rev-parse", "main"]).trim(),
-        origin.published
-    );
+    assert_eq!(origin.head(), origin.published, "nothing pushed");
 }
 
 #[test]
@@ -372,10 +360,7 @@ fn nothing_to_commit_is_not_an_error() {
     let (code, stderr) = origin.commit_back("1");
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("no changelog"), "{stderr}");
-    assert_eq!(
-        git(&origin.bare, &["rev-parse", "main"]).trim(),
-        origin.published
-    );
+    assert_eq!(origin.head(), origin.published, "nothing pushed");
 }
 
 // ---------------------------------------------------------------------------------------------------

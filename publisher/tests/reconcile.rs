@@ -4,12 +4,10 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{Cli, FakeServer, Repo, Verdaccio};
+use support::{Cli, FakeServer, Repo, Run, Verdaccio};
 use upm_fake_github::{FakeGitHub, Fault, State as World};
 
 const READ_TOKEN: &str = "fake-read-token";
@@ -66,7 +64,7 @@ fn world(prefix: &str) -> World {
     world
 }
 
-fn registry_file(dir: &Path) -> std::path::PathBuf {
+fn registry_file(dir: &Path) -> PathBuf {
     let path = dir.join("repositories.json");
     std::fs::write(
         &path,
@@ -90,14 +88,13 @@ fn publish(registry: &Verdaccio, name: &str, version: &str) {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
-struct Sweep {
-    code: i32,
-    stderr: String,
-    audit: Value,
-    summary: String,
+/// What a sweep's audit file says.
+trait Sweep {
+    fn line(&self, repository: &str) -> &Value;
+    fn requests(&self) -> u64;
 }
 
-impl Sweep {
+impl Sweep for Run {
     fn line(&self, repository: &str) -> &Value {
         self.audit["lines"]
             .as_array()
@@ -115,79 +112,47 @@ impl Sweep {
 struct Reconcile<'a> {
     github: &'a FakeGitHub,
     registry_url: String,
-    registry_file: std::path::PathBuf,
-    state_dir: std::path::PathBuf,
+    registry_file: PathBuf,
+    state_dir: PathBuf,
     budget: u64,
     discord: Option<&'a FakeServer>,
 }
 
-impl Reconcile<'_> {
-    fn run(&self) -> Sweep {
-        let out = tempfile::tempdir().unwrap();
-        let audit = out.path().join("audit.json");
-        let summary = out.path().join("summary.md");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_upm-publisher"));
-        command
-            .arg("reconcile")
-            .arg("--registry")
-            .arg(&self.registry_url)
-            .arg("--registry-file")
-            .arg(&self.registry_file)
-            .arg("--github-api")
-            .arg(self.github.url())
-            .arg("--dispatch-repo")
-            .arg(CENTRAL)
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .arg("--budget")
-            .arg(self.budget.to_string())
-            .arg("--audit-file")
-            .arg(&audit)
-            .arg("--summary-file")
-            .arg(&summary)
-            .args(["--attempts", "2", "--timeout", "10"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("UPM_")
-                || key.starts_with("GITHUB_")
-                || key.starts_with("DISCORD_")
-                || key == "NPM_TOKEN"
-            {
-                command.env_remove(key);
-            }
+impl<'a> Reconcile<'a> {
+    /// Sweeps of [`world`]'s registry file, with their state in `dir`, a budget they do not reach and no
+    /// Discord.
+    fn new(github: &'a FakeGitHub, registry_url: &str, dir: &Path) -> Self {
+        Reconcile {
+            github,
+            registry_url: registry_url.to_string(),
+            registry_file: registry_file(dir),
+            state_dir: dir.join("state"),
+            budget: 500,
+            discord: None,
         }
-        command
+    }
+
+    fn run(&self) -> Run {
+        let mut cli = Cli::command("reconcile", &self.registry_url)
+            .arg("--registry-file")
+            .arg(&self.registry_file.to_string_lossy())
+            .args(&[
+                "--github-api",
+                self.github.url(),
+                "--dispatch-repo",
+                CENTRAL,
+            ])
+            .arg("--state-dir")
+            .arg(&self.state_dir.to_string_lossy())
+            .args(&["--budget", &self.budget.to_string()])
+            .args(&["--attempts", "2", "--timeout", "10"])
             .env("GITHUB_TOKEN", READ_TOKEN)
             .env("UPM_DISPATCH_TOKEN", DISPATCH_TOKEN)
             .env("GITHUB_RUN_ID", "4242");
         if let Some(discord) = self.discord {
-            command.env("DISCORD_WEBHOOK_URL", discord.webhook_url());
+            cli = cli.discord(discord);
         }
-        let mut child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("reconcile did not finish within 2 minutes");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-        eprintln!(
-            "--- reconcile (exit {:?}) ---\n{stderr}",
-            output.status.code()
-        );
-        let audit_text = std::fs::read_to_string(&audit)
-            .unwrap_or_else(|e| panic!("no audit file ({e}); stderr:\n{stderr}"));
-        Sweep {
-            code: output.status.code().unwrap_or(-1),
-            audit: serde_json::from_str(&audit_text).unwrap(),
-            summary: std::fs::read_to_string(&summary).unwrap_or_default(),
-            stderr,
-        }
+        cli.run()
     }
 }
 
@@ -210,12 +175,8 @@ fn a_sweep_catches_up_what_is_missing_and_a_quiet_sweep_costs_one_request_per_re
     publish(registry, "com.test.rec-alpha", "1.0.0");
     publish(registry, "com.test.rec-beta", "2.0.0");
     let reconcile = Reconcile {
-        github: &github,
-        registry_url: registry.url.clone(),
-        registry_file: registry_file(dir.path()),
-        state_dir: dir.path().join("state"),
-        budget: 500,
         discord: Some(&discord),
+        ..Reconcile::new(&github, &registry.url, dir.path())
     };
 
     // Cold sweep: everything is read once.
@@ -337,14 +298,7 @@ fn a_registry_outage_or_a_broken_repository_fails_its_line_only() {
         status: Some(500),
         ..Fault::default()
     });
-    let mut reconcile = Reconcile {
-        github: &github,
-        registry_url: registry.url.clone(),
-        registry_file: registry_file(dir.path()),
-        state_dir: dir.path().join("state"),
-        budget: 500,
-        discord: None,
-    };
+    let mut reconcile = Reconcile::new(&github, &registry.url, dir.path());
     let sweep = reconcile.run();
     assert_eq!(sweep.code, 1);
     assert_eq!(sweep.line("studio/beta")["result"], "failed");
@@ -393,20 +347,13 @@ fn after_three_registry_failures_in_a_row_the_sweep_stops_asking_the_registry() 
     }
     let github = FakeGitHub::start(world).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let registry_file = dir.path().join("repositories.json");
+    let reconcile = Reconcile::new(&github, &broken_registry.url, dir.path());
+    // This world's repositories instead of `world`'s.
     std::fs::write(
-        &registry_file,
+        &reconcile.registry_file,
         format!(r#"{{"repositories": [{}]}}"#, entries.join(",")),
     )
     .unwrap();
-    let reconcile = Reconcile {
-        github: &github,
-        registry_url: broken_registry.url.clone(),
-        registry_file,
-        state_dir: dir.path().join("state"),
-        budget: 500,
-        discord: None,
-    };
 
     let sweep = reconcile.run();
 
@@ -432,13 +379,9 @@ fn the_budget_defers_what_it_cannot_reach_and_those_go_first_next_time() {
     let github = FakeGitHub::start(world("budget")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut reconcile = Reconcile {
-        github: &github,
-        registry_url: registry.url.clone(),
-        registry_file: registry_file(dir.path()),
-        state_dir: dir.path().join("state"),
         // alpha, cold: its repository, branch, tree, two package.json blobs and the dispatch.
         budget: 6,
-        discord: None,
+        ..Reconcile::new(&github, &registry.url, dir.path())
     };
     let first = reconcile.run();
     assert!(first.requests() <= 6, "{}", first.audit);
@@ -482,14 +425,7 @@ fn a_rate_limit_longer_than_the_clients_bound_defers_the_rest_of_the_sweep() {
         rate_limit_reset_in: Some(3600),
         ..Fault::default()
     });
-    let reconcile = Reconcile {
-        github: &github,
-        registry_url: registry.url.clone(),
-        registry_file: registry_file(dir.path()),
-        state_dir: dir.path().join("state"),
-        budget: 500,
-        discord: None,
-    };
+    let reconcile = Reconcile::new(&github, &registry.url, dir.path());
     let sweep = reconcile.run();
     assert_eq!(sweep.code, 0, "deferred, not failed: {}", sweep.stderr);
     for repository in ["studio/alpha", "studio/beta", "studio/gone"] {

@@ -17,6 +17,12 @@ fn failed<'a>(run: &'a Run, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} did not fail: {}", run.audit))
 }
 
+/// `name` 1.0.0 at `dir`: the complete Unity fixture (every .meta, asmdefs, samples), with these
+/// package.json fields added.
+fn complete(repo: &Repo, dir: &str, name: &str, fields: Value) {
+    repo.fixture("unity/complete", dir, name, "1.0.0", fields);
+}
+
 fn problem_fields(failed: &Value) -> Vec<String> {
     failed["problems"]
         .as_array()
@@ -30,11 +36,10 @@ fn problem_fields(failed: &Value) -> Vec<String> {
 fn a_complete_unity_package_ships_every_meta() {
     let registry = Verdaccio::shared();
     let repo = Repo::new();
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/com.test.complete",
         "com.test.complete",
-        "1.0.0",
         json!({}),
     );
     let sha = repo.commit("feat: complete package");
@@ -77,11 +82,10 @@ fn what_unity_would_choke_on_fails_the_package_with_each_path() {
         "1.0.0",
         json!({}),
     );
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/com.test.fine-beside",
         "com.test.fine-beside",
-        "1.0.0",
         json!({}),
     );
     let sha = repo.commit("feat: one broken, one fine");
@@ -149,11 +153,10 @@ fn a_guid_shared_by_two_packages_of_a_run_fails_both() {
             json!({}),
         );
     }
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/com.test.guid-own",
         "com.test.guid-own",
-        "1.0.0",
         json!({}),
     );
     let sha = repo.commit("feat: copy a package");
@@ -191,11 +194,10 @@ fn dependencies_are_published_first() {
     let registry = Verdaccio::shared();
     let repo = Repo::new();
     // Discovery order (by path) is the reverse of the dependency order.
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/a-app",
         "com.test.order-app",
-        "1.0.0",
         json!({"dependencies": {
             "com.test.order-ui": "1.0.0",
             "com.test.order-core": "1.0.0",
@@ -203,20 +205,13 @@ fn dependencies_are_published_first() {
             "com.cysharp.unitask": "2.5.10"
         }}),
     );
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/b-ui",
         "com.test.order-ui",
-        "1.0.0",
         json!({"dependencies": {"com.test.order-core": "1.0.0", "com.unity.ugui": "1.0.0"}}),
     );
-    repo.fixture(
-        "unity/complete",
-        "Packages/c-core",
-        "com.test.order-core",
-        "1.0.0",
-        json!({}),
-    );
+    complete(&repo, "Packages/c-core", "com.test.order-core", json!({}));
     let sha = repo.commit("feat: three layers");
 
     let run = Cli::publish(registry, &repo, &sha).run();
@@ -244,27 +239,19 @@ fn dependencies_are_published_first() {
 fn a_dependency_cycle_fails_its_packages_and_names_the_cycle() {
     let registry = Verdaccio::shared();
     let repo = Repo::new();
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/ping",
         "com.test.cycle-ping",
-        "1.0.0",
         json!({"dependencies": {"com.test.cycle-pong": "1.0.0"}}),
     );
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/pong",
         "com.test.cycle-pong",
-        "1.0.0",
         json!({"dependencies": {"com.test.cycle-ping": "1.0.0"}}),
     );
-    repo.fixture(
-        "unity/complete",
-        "Packages/free",
-        "com.test.cycle-free",
-        "1.0.0",
-        json!({}),
-    );
+    complete(&repo, "Packages/free", "com.test.cycle-free", json!({}));
     let sha = repo.commit("feat: a cycle");
 
     let run = Cli::publish(registry, &repo, &sha).run();
@@ -289,13 +276,7 @@ fn a_missing_studio_dependency_fails_the_dependent() {
     let registry = Verdaccio::shared();
     let repo = Repo::new();
     // Already on the registry from an earlier run: a fine dependency.
-    repo.fixture(
-        "unity/complete",
-        "Packages/base",
-        "com.test.dep-base",
-        "1.0.0",
-        json!({}),
-    );
+    complete(&repo, "Packages/base", "com.test.dep-base", json!({}));
     let first = repo.commit("feat: base");
     assert_eq!(
         Cli::publish(registry, &repo, &first)
@@ -304,22 +285,20 @@ fn a_missing_studio_dependency_fails_the_dependent() {
             .code,
         0
     );
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/user",
         "com.test.dep-user",
-        "1.0.0",
         json!({"dependencies": {
             "com.test.dep-base": "1.0.0",
             "com.test.dep-never-published": "2.0.0",
             "com.unity.textmeshpro": "3.0.6"
         }}),
     );
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/fine",
         "com.test.dep-fine",
-        "1.0.0",
         json!({"dependencies": {"com.test.dep-base": "1.0.0", "com.unity.ugui": "1.0.0"}}),
     );
     let sha = repo.commit("feat: users");
@@ -360,18 +339,11 @@ fn a_dependent_is_not_published_when_its_dependency_fails() {
         }
     });
     let repo = Repo::new();
-    repo.fixture(
-        "unity/complete",
-        "Packages/lib",
-        "com.test.refused-lib",
-        "1.0.0",
-        json!({}),
-    );
-    repo.fixture(
-        "unity/complete",
+    complete(&repo, "Packages/lib", "com.test.refused-lib", json!({}));
+    complete(
+        &repo,
         "Packages/app",
         "com.test.refused-app",
-        "1.0.0",
         json!({"dependencies": {"com.test.refused-lib": "1.0.0"}}),
     );
     // A dependency that fails validation is not published by the run either.
@@ -382,11 +354,10 @@ fn a_dependent_is_not_published_when_its_dependency_fails() {
         "1.0.0",
         json!({}),
     );
-    repo.fixture(
-        "unity/complete",
+    complete(
+        &repo,
         "Packages/broken-user",
         "com.test.refused-user",
-        "1.0.0",
         json!({"dependencies": {"com.test.refused-broken": "1.0.0"}}),
     );
     let sha = repo.commit("feat: lib and app");

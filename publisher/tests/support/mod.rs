@@ -571,7 +571,8 @@ impl Run {
     }
 }
 
-/// Builder for one `upm-publisher publish` run with a clean environment.
+/// Builder for one `upm-publisher` run (`publish` unless [`Cli::command`] names another) with a clean
+/// environment.
 pub struct Cli {
     args: Vec<String>,
     envs: Vec<(String, String)>,
@@ -579,8 +580,13 @@ pub struct Cli {
 
 impl Cli {
     pub fn new(registry: &str) -> Cli {
+        Cli::command("publish", registry)
+    }
+
+    /// A run of another subcommand that takes `--registry` (every one that writes an audit file).
+    pub fn command(subcommand: &str, registry: &str) -> Cli {
         Cli {
-            args: vec!["publish".into(), "--registry".into(), registry.into()],
+            args: vec![subcommand.into(), "--registry".into(), registry.into()],
             envs: Vec::new(),
         }
     }
