@@ -6,7 +6,10 @@
 //! under its push (repository, `after` sha), which a redelivery shares, and under its delivery id
 //! (`delivery:<id>`, which is what the scheduled sweeper can look up for a delivery GitHub lists as
 //! failed), in KV for longer than GitHub offers redelivery (3 days). A later copy is answered
-//! `duplicate` when either key holds a record.
+//! `duplicate` when its push holds a record: a redelivery is the same push, so one KV read answers for
+//! both. (Records of the worker before the push key existed are under the delivery id only; for the 4
+//! days after such a deploy, a redelivery of one of them is dispatched again and the publisher skips
+//! the version already published.)
 //!
 //! The records are written only after GitHub accepted the dispatch, so a delivery that failed can always
 //! be redelivered. They are written after the response is sent (`ctx.waitUntil`), which shortens every

@@ -333,7 +333,7 @@ impl<'a, P: Platform> Relay<'a, P> {
             let mut registry_notes = Notes::default();
             let (registry, records) = join(
                 self.registry(central, &mut registry_notes),
-                self.read_records(&keys),
+                self.read_record(&keys),
             )
             .await;
             notes.lines.extend(registry_notes.lines);
@@ -361,7 +361,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         let _in_flight = self.claim(&keys, &delivery)?;
         let records = match early_records {
             Some(records) => records,
-            None => self.read_records(&keys).await,
+            None => self.read_record(&keys).await,
         };
         self.judge(records, &delivery, notes)?;
         let result = self
@@ -414,32 +414,29 @@ impl<'a, P: Platform> Relay<'a, P> {
         })
     }
 
-    /// The KV records under the delivery id and under the push, read together.
-    async fn read_records(&self, keys: &[String; 2]) -> [Result<Option<String>, String>; 2] {
-        let (by_delivery, by_push) = join(
-            self.platform.kv_get(&keys[0]),
-            self.platform.kv_get(&keys[1]),
-        )
-        .await;
-        [by_delivery, by_push]
+    /// The KV record under the push. Every record is written under both keys, and a redelivery is the
+    /// same push, so this one read answers for both: one KV read per publishing delivery, not two.
+    /// (The delivery-id key is for the sweeper, which knows only a delivery's id.)
+    async fn read_record(&self, keys: &[String; 2]) -> Result<Option<String>, String> {
+        self.platform.kv_get(&keys[1]).await
     }
 
-    /// A record under either key makes the delivery a duplicate.
+    /// A record under the push makes the delivery a duplicate.
     fn judge(
         &self,
-        records: [Result<Option<String>, String>; 2],
+        record: Result<Option<String>, String>,
         delivery: &str,
         notes: &mut Notes,
     ) -> Result<(), Stop> {
-        for found in records {
-            match found {
-                Ok(None) => {}
-                Ok(Some(record)) => return Err(self.duplicate(&record, delivery)),
-                // Better a second dispatch (the publisher skips what is published) than a lost one.
-                Err(why) => notes.push(format!("dedup: KV read failed, dispatching anyway: {why}")),
+        match record {
+            Ok(None) => Ok(()),
+            Ok(Some(record)) => Err(self.duplicate(&record, delivery)),
+            // Better a second dispatch (the publisher skips what is published) than a lost one.
+            Err(why) => {
+                notes.push(format!("dedup: KV read failed, dispatching anyway: {why}"));
+                Ok(())
             }
         }
-        Ok(())
     }
 
     fn duplicate(&self, record: &str, delivery: &str) -> Stop {
