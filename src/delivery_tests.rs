@@ -80,6 +80,20 @@ impl Delivery {
         Delivery::new("push", serde_json::to_vec(value).unwrap())
     }
 
+    /// The request head GitHub sends with it, declaring `length` bytes.
+    fn head<'a>(&'a self, length: &'a str) -> RequestHead<'a> {
+        RequestHead {
+            method: "POST",
+            path: "/",
+            content_type: Some(self.content_type),
+            content_length: Some(length),
+            signature: self.signature.as_deref(),
+            event: Some(&self.event),
+            delivery: self.id.as_deref(),
+            authorization: None,
+        }
+    }
+
     fn form(mut self) -> Delivery {
         let encoded: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", std::str::from_utf8(&self.body).unwrap())
@@ -104,16 +118,7 @@ fn deliver(
     delivery: &Delivery,
 ) -> Outcome {
     let length = delivery.body.len().to_string();
-    let head = RequestHead {
-        method: "POST",
-        path: "/",
-        content_type: Some(delivery.content_type),
-        content_length: Some(&length),
-        signature: delivery.signature.as_deref(),
-        event: Some(&delivery.event),
-        delivery: delivery.id.as_deref(),
-        authorization: None,
-    };
+    let head = delivery.head(&length);
     let reply = match admit(&head) {
         Ok(Admitted::Webhook { kind, digest, .. }) => pollster::block_on(
             Relay::new(config, world, memory).deliver(&head, kind, &digest, &delivery.body),
@@ -995,16 +1000,7 @@ fn the_dedup_records_are_written_after_the_response_and_the_isolate_remembers_at
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     let delivery = Delivery::push(&package_push());
     let length = delivery.body.len().to_string();
-    let head = RequestHead {
-        method: "POST",
-        path: "/",
-        content_type: Some("application/json"),
-        content_length: Some(&length),
-        signature: delivery.signature.as_deref(),
-        event: Some("push"),
-        delivery: delivery.id.as_deref(),
-        ..RequestHead::default()
-    };
+    let head = delivery.head(&length);
     let Ok(Admitted::Webhook { kind, digest, .. }) = admit(&head) else {
         panic!("admitted")
     };
@@ -1053,16 +1049,7 @@ fn two_copies_in_flight_at_once_dispatch_once() {
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     let delivery = Delivery::push(&package_push());
     let length = delivery.body.len().to_string();
-    let head = RequestHead {
-        method: "POST",
-        path: "/",
-        content_type: Some("application/json"),
-        content_length: Some(&length),
-        signature: delivery.signature.as_deref(),
-        event: Some("push"),
-        delivery: delivery.id.as_deref(),
-        ..RequestHead::default()
-    };
+    let head = delivery.head(&length);
     let Ok(Admitted::Webhook { kind, digest, .. }) = admit(&head) else {
         panic!("admitted")
     };
