@@ -1,172 +1,32 @@
 //! The whole delivery path, natively, against a scripted fake world (GitHub, KV, clock).
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::fake_world::{answer, answer_retry_after, World, API};
 use crate::fixtures::{fixture, push_json_touching};
-use crate::platform::{HttpRequest, HttpResponse, SendError};
 use crate::verify::sign;
 
 const SECRET: &str = "It's a Secret to Everybody";
 const CENTRAL: &str = "Studio/upm-auto-publisher";
-const REGISTRY_URL: &str =
-    "http://github.localhost/repos/Studio/upm-auto-publisher/contents/config/repositories.json";
-const DISPATCH_URL: &str = "http://github.localhost/repos/Studio/upm-auto-publisher/dispatches";
+const REGISTRY: &str = "/repos/Studio/upm-auto-publisher/contents/config/repositories.json";
+const DISPATCH: &str = "/repos/Studio/upm-auto-publisher/dispatches";
 const REGISTRY_FILE: &str = r#"{"repositories": [
     {"url": "https://github.com/Codertocat/Hello-World", "status": "active"},
     {"url": "https://github.com/Studio/Retired", "status": "disabled"},
     {"url": "https://github.com/Studio/Release-Train", "status": "active", "branch": "release"}
 ]}"#;
 
-/// A fake GitHub, KV and clock. GitHub answers from per-URL scripts (the last answer repeats); every
-/// request is recorded. Sleeping advances the clock instead of waiting.
-struct World {
-    now: Cell<u64>,
-    kv: RefCell<HashMap<String, String>>,
-    ttls: RefCell<HashMap<String, Option<u64>>>,
-    scripts: RefCell<HashMap<String, VecDeque<Result<HttpResponse, String>>>>,
-    sent: RefCell<Vec<HttpRequest>>,
-    /// Every KV key read, in order: "touches nothing" must be checkable.
-    kv_reads: RefCell<Vec<String>>,
-    slept: RefCell<Vec<u64>>,
-    /// Time each GitHub request takes.
-    latency_ms: u64,
-    /// Per-URL time before GitHub answers; past the request's timeout the request times out.
-    stalls: RefCell<HashMap<String, u64>>,
-    /// Makes every `send` yield to the executor once, so two deliveries can interleave.
-    yield_on_send: Cell<bool>,
-    /// KV reads and GitHub answers in the order they happened: `kv:<key>`, `answered:<url>`.
-    events: RefCell<Vec<String>>,
-}
-
-/// Yields once: pending the first time it is polled (waking itself), ready the second.
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            std::task::Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
-}
-
-fn ok(status: u16, body: &str) -> Result<HttpResponse, String> {
-    Ok(HttpResponse {
-        status,
-        retry_after: None,
-        body: body.to_string(),
-    })
-}
-
-impl World {
-    fn new() -> World {
-        let world = World {
-            now: Cell::new(1_800_000_000_000),
-            kv: RefCell::default(),
-            ttls: RefCell::default(),
-            scripts: RefCell::default(),
-            sent: RefCell::default(),
-            kv_reads: RefCell::default(),
-            slept: RefCell::default(),
-            latency_ms: 20,
-            stalls: RefCell::default(),
-            yield_on_send: Cell::new(false),
-            events: RefCell::default(),
-        };
-        world.script(REGISTRY_URL, vec![ok(200, REGISTRY_FILE)]);
-        world.script(DISPATCH_URL, vec![ok(204, "")]);
-        world
-    }
-
-    fn script(&self, url: &str, answers: Vec<Result<HttpResponse, String>>) {
-        self.scripts
-            .borrow_mut()
-            .insert(url.to_string(), answers.into());
-    }
-
-    fn sent_to(&self, url: &str) -> Vec<HttpRequest> {
-        self.sent
-            .borrow()
-            .iter()
-            .filter(|r| r.url == url)
-            .cloned()
-            .collect()
-    }
-
-    fn advance(&self, ms: u64) {
-        self.now.set(self.now.get() + ms);
-    }
-}
-
-impl Platform for World {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError> {
-        assert!(request.timeout_ms > 0, "every request has a timeout");
-        if self.yield_on_send.get() {
-            YieldOnce(false).await;
-        }
-        let url = request.url.clone();
-        let takes = self
-            .stalls
-            .borrow()
-            .get(&url)
-            .copied()
-            .unwrap_or(self.latency_ms);
-        let timeout = request.timeout_ms;
-        self.sent.borrow_mut().push(request);
-        if takes > timeout {
-            self.advance(timeout);
-            return Err(SendError::TimedOut { after_ms: timeout });
-        }
-        self.advance(takes);
-        let mut scripts = self.scripts.borrow_mut();
-        let script = scripts
-            .get_mut(&url)
-            .unwrap_or_else(|| panic!("the worker requested an unexpected URL: {url}"));
-        let answer = if script.len() > 1 {
-            script.pop_front().unwrap()
-        } else {
-            script
-                .front()
-                .cloned()
-                .expect("a script has at least one answer")
-        };
-        self.events.borrow_mut().push(format!("answered:{url}"));
-        answer.map_err(SendError::Network)
-    }
-
-    async fn kv_get(&self, key: &str) -> Result<Option<String>, String> {
-        self.kv_reads.borrow_mut().push(key.to_string());
-        self.events.borrow_mut().push(format!("kv:{key}"));
-        Ok(self.kv.borrow().get(key).cloned())
-    }
-
-    async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String> {
-        self.kv
-            .borrow_mut()
-            .insert(key.to_string(), value.to_string());
-        self.ttls.borrow_mut().insert(key.to_string(), ttl_seconds);
-        Ok(())
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.now.get()
-    }
-
-    async fn sleep(&self, ms: u64) {
-        self.slept.borrow_mut().push(ms);
-        self.advance(ms);
-    }
+/// The fake world with what every delivery needs: the registry file and a dispatch endpoint that
+/// accepts, each answering after 20 ms.
+fn relay_world() -> World {
+    let world = World::new();
+    world.latency_ms.set(20);
+    world.script("GET", REGISTRY, vec![answer(200, REGISTRY_FILE)]);
+    world.script("POST", DISPATCH, vec![answer(204, "")]);
+    world
 }
 
 fn config_with(extra: &[(&str, &str)]) -> Config {
@@ -176,7 +36,7 @@ fn config_with(extra: &[(&str, &str)]) -> Config {
         ("WEBHOOK_SECRET", secrets.as_str()),
         ("GITHUB_TOKEN", "ghs_token_value"),
         ("DISPATCH_REPO", CENTRAL),
-        ("GITHUB_API", "http://github.localhost"),
+        ("GITHUB_API", API),
         ("HEALTH_TOKEN", "health-token-value"),
     ]);
     for (k, v) in extra {
@@ -220,6 +80,20 @@ impl Delivery {
         Delivery::new("push", serde_json::to_vec(value).unwrap())
     }
 
+    /// The request head GitHub sends with it, declaring `length` bytes.
+    fn head<'a>(&'a self, length: &'a str) -> RequestHead<'a> {
+        RequestHead {
+            method: "POST",
+            path: "/",
+            content_type: Some(self.content_type),
+            content_length: Some(length),
+            signature: self.signature.as_deref(),
+            event: Some(&self.event),
+            delivery: self.id.as_deref(),
+            authorization: None,
+        }
+    }
+
     fn form(mut self) -> Delivery {
         let encoded: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", std::str::from_utf8(&self.body).unwrap())
@@ -244,16 +118,7 @@ fn deliver(
     delivery: &Delivery,
 ) -> Outcome {
     let length = delivery.body.len().to_string();
-    let head = RequestHead {
-        method: "POST",
-        path: "/",
-        content_type: Some(delivery.content_type),
-        content_length: Some(&length),
-        signature: delivery.signature.as_deref(),
-        event: Some(&delivery.event),
-        delivery: delivery.id.as_deref(),
-        authorization: None,
-    };
+    let head = delivery.head(&length);
     let reply = match admit(&head) {
         Ok(Admitted::Webhook { kind, digest, .. }) => pollster::block_on(
             Relay::new(config, world, memory).deliver(&head, kind, &digest, &delivery.body),
@@ -286,7 +151,7 @@ fn deliver(
 }
 
 fn run(delivery: &Delivery) -> (World, Outcome) {
-    let world = World::new();
+    let world = relay_world();
     let outcome = deliver_in(&world, delivery);
     (world, outcome)
 }
@@ -325,7 +190,7 @@ fn a_package_json_push_is_dispatched() {
     assert_eq!(out.body["package_path"], "Packages/com.codertocat.hello");
     assert_eq!(out.body["attempts"], 1);
 
-    let dispatches = world.sent_to(DISPATCH_URL);
+    let dispatches = world.sent_to("POST", DISPATCH);
     assert_eq!(dispatches.len(), 1);
     let request = &dispatches[0];
     assert_eq!(request.method, "POST");
@@ -361,7 +226,7 @@ fn a_package_json_push_is_dispatched() {
 fn form_encoded_deliveries_are_read() {
     let (world, out) = run(&Delivery::push(&package_push()).form());
     assert_eq!(out.body["outcome"], "dispatched", "{}", out.body);
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 1);
 }
 
 #[test]
@@ -372,7 +237,7 @@ fn unicode_commit_messages_travel_intact() {
     let (world, out) = run(&Delivery::push(&push));
     assert_eq!(out.body["outcome"], "dispatched");
     let sent: Value =
-        serde_json::from_str(world.sent_to(DISPATCH_URL)[0].body.as_deref().unwrap()).unwrap();
+        serde_json::from_str(world.sent_to("POST", DISPATCH)[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(
         sent["client_payload"]["commit_message"],
         "feat(ui): 🎮 ジョイスティック対応 — ünïcödé"
@@ -501,7 +366,7 @@ fn pushes_that_do_not_publish_are_ignored_with_their_reason() {
         assert_eq!(out.status, 200, "{reason}");
         assert_eq!(out.body["outcome"], "ignored");
         assert_eq!(out.body["reason"], reason);
-        assert!(world.sent_to(DISPATCH_URL).is_empty(), "{reason}");
+        assert!(world.sent_to("POST", DISPATCH).is_empty(), "{reason}");
     }
 }
 
@@ -519,13 +384,14 @@ fn payload_only_checks_do_not_touch_the_registry() {
 
 #[test]
 fn dispatch_is_retried_then_succeeds() {
-    let world = World::new();
+    let world = relay_world();
     world.script(
-        DISPATCH_URL,
+        "POST",
+        DISPATCH,
         vec![
-            ok(502, "bad gateway"),
+            answer(502, "bad gateway"),
             Err("connection reset by peer 10.0.0.7".into()),
-            ok(204, ""),
+            answer(204, ""),
         ],
     );
     let out = deliver_in(&world, &Delivery::push(&package_push()));
@@ -544,34 +410,40 @@ fn dispatch_is_retried_then_succeeds() {
 
 #[test]
 fn github_refusing_the_dispatch_is_502() {
-    let world = World::new();
+    let world = relay_world();
     world.script(
-        DISPATCH_URL,
-        vec![ok(500, r#"{"message":"Internal Server Error"}"#)],
+        "POST",
+        DISPATCH,
+        vec![answer(500, r#"{"message":"Internal Server Error"}"#)],
     );
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
     assert_eq!(out.body["outcome"], "failed");
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 3);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 3);
     assert!(out.body["reason"]
         .as_str()
         .unwrap()
         .contains("GitHub answered 500: Internal Server Error"));
     assert_eq!(out.log["level"], "error");
 
-    let world = World::new();
+    let world = relay_world();
     world.script(
-        DISPATCH_URL,
-        vec![ok(401, r#"{"message":"Bad credentials"}"#)],
+        "POST",
+        DISPATCH,
+        vec![answer(401, r#"{"message":"Bad credentials"}"#)],
     );
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1, "a 401 is not retried");
+    assert_eq!(
+        world.sent_to("POST", DISPATCH).len(),
+        1,
+        "a 401 is not retried"
+    );
 }
 
 #[test]
 fn dry_run_logs_the_dispatch_instead_of_sending_it() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[("DRY_RUN", "true"), ("GITHUB_TOKEN", "")]);
     let out = deliver(
         &world,
@@ -582,10 +454,10 @@ fn dry_run_logs_the_dispatch_instead_of_sending_it() {
     assert_eq!(out.status, 200);
     assert_eq!(out.body["outcome"], "dispatched");
     assert_eq!(out.body["dry_run"], true);
-    assert!(world.sent_to(DISPATCH_URL).is_empty());
+    assert!(world.sent_to("POST", DISPATCH).is_empty());
     assert_eq!(out.log["level"], "info");
     for would in [&out.log["would_dispatch"], &out.body["would_dispatch"]] {
-        assert_eq!(would["url"], DISPATCH_URL);
+        assert_eq!(would["url"], format!("{API}{DISPATCH}"));
         assert_eq!(would["body"]["event_type"], "package_publish");
         assert_eq!(
             would["body"]["client_payload"]["package_path"],
@@ -596,7 +468,7 @@ fn dry_run_logs_the_dispatch_instead_of_sending_it() {
 
 #[test]
 fn registry_is_fetched_once_then_served_from_memory_and_kv() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[]);
     let memory = RegistryMemory::default();
     for _ in 0..3 {
@@ -606,7 +478,7 @@ fn registry_is_fetched_once_then_served_from_memory_and_kv() {
         );
     }
     assert_eq!(
-        world.sent_to(REGISTRY_URL).len(),
+        world.sent_to("GET", REGISTRY).len(),
         1,
         "memory tier serves the rest"
     );
@@ -619,24 +491,24 @@ fn registry_is_fetched_once_then_served_from_memory_and_kv() {
         &Delivery::push(&package_push()),
     );
     assert_eq!(
-        world.sent_to(REGISTRY_URL).len(),
+        world.sent_to("GET", REGISTRY).len(),
         1,
         "KV tier serves a new isolate"
     );
     // After the TTL, GitHub is asked again.
     world.advance(61_000);
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
-    assert_eq!(world.sent_to(REGISTRY_URL).len(), 2);
+    assert_eq!(world.sent_to("GET", REGISTRY).len(), 2);
 }
 
 #[test]
 fn a_stale_registry_beats_a_github_outage() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[]);
     let memory = RegistryMemory::default();
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     world.advance(10 * 60_000);
-    world.script(REGISTRY_URL, vec![ok(503, "unavailable")]);
+    world.script("GET", REGISTRY, vec![answer(503, "unavailable")]);
     let out = deliver(
         &world,
         &config,
@@ -654,8 +526,12 @@ fn a_stale_registry_beats_a_github_outage() {
 
 #[test]
 fn no_registry_anywhere_is_502_so_github_can_redeliver() {
-    let world = World::new();
-    world.script(REGISTRY_URL, vec![ok(503, r#"{"message":"Unavailable"}"#)]);
+    let world = relay_world();
+    world.script(
+        "GET",
+        REGISTRY,
+        vec![answer(503, r#"{"message":"Unavailable"}"#)],
+    );
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
@@ -669,8 +545,12 @@ fn no_registry_anywhere_is_502_so_github_can_redeliver() {
 #[test]
 fn a_registry_github_refuses_to_serve_is_a_configuration_error() {
     for status in [401, 403, 404] {
-        let world = World::new();
-        world.script(REGISTRY_URL, vec![ok(status, r#"{"message":"Not Found"}"#)]);
+        let world = relay_world();
+        world.script(
+            "GET",
+            REGISTRY,
+            vec![answer(status, r#"{"message":"Not Found"}"#)],
+        );
         let (config, memory) = (config_with(&[]), RegistryMemory::default());
         let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
         assert_eq!(out.status, 500, "{status}: not an outage");
@@ -681,11 +561,15 @@ fn a_registry_github_refuses_to_serve_is_a_configuration_error() {
             .contains("check DISPATCH_REPO, REGISTRY_PATH"));
     }
     // With a copy at hand it is used, and the line is an error all the same.
-    let world = World::new();
+    let world = relay_world();
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     world.advance(120_000);
-    world.script(REGISTRY_URL, vec![ok(404, r#"{"message":"Not Found"}"#)]);
+    world.script(
+        "GET",
+        REGISTRY,
+        vec![answer(404, r#"{"message":"Not Found"}"#)],
+    );
     let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     assert_eq!(out.body["outcome"], "dispatched");
     assert_eq!(out.log["level"], "error");
@@ -693,11 +577,12 @@ fn a_registry_github_refuses_to_serve_is_a_configuration_error() {
 
 #[test]
 fn an_invalid_registry_file_is_a_configuration_error() {
-    let world = World::new();
+    let world = relay_world();
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     world.script(
-        REGISTRY_URL,
-        vec![ok(
+        "GET",
+        REGISTRY,
+        vec![answer(
             200,
             r#"{"repositories": [{"url": "x", "status": "active"}]}"#,
         )],
@@ -709,10 +594,11 @@ fn an_invalid_registry_file_is_a_configuration_error() {
         .unwrap()
         .contains("repositories[0].url"));
     // A merge-conflict marker after valid JSON.
-    let world = World::new();
+    let world = relay_world();
     world.script(
-        REGISTRY_URL,
-        vec![ok(200, &format!("{REGISTRY_FILE}\n<<<<<<< HEAD\n"))],
+        "GET",
+        REGISTRY,
+        vec![answer(200, &format!("{REGISTRY_FILE}\n<<<<<<< HEAD\n"))],
     );
     let out = deliver(
         &world,
@@ -733,17 +619,25 @@ fn an_invalid_registry_file_is_a_configuration_error() {
 
 #[test]
 fn a_push_that_edits_the_registry_refreshes_it_at_once() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[]);
     let memory = RegistryMemory::default();
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
-    world.script(REGISTRY_URL, vec![ok(200, r#"{"repositories": []}"#)]);
+    world.script(
+        "GET",
+        REGISTRY,
+        vec![answer(200, r#"{"repositories": []}"#)],
+    );
 
     let mut edit = push_json_touching(&["config/repositories.json"]);
     edit["repository"]["full_name"] = json!(CENTRAL);
     let after = edit["after"].as_str().unwrap().to_string();
-    let at_commit = format!("{REGISTRY_URL}?ref={after}");
-    world.script(&at_commit, vec![ok(200, r#"{"repositories": []}"#)]);
+    let at_commit = format!("{REGISTRY}?ref={after}");
+    world.script(
+        "GET",
+        &at_commit,
+        vec![answer(200, r#"{"repositories": []}"#)],
+    );
     let out = deliver(&world, &config, &memory, &Delivery::push(&edit));
     assert_eq!(out.body["reason"], "no package.json added or modified");
     assert_eq!(
@@ -751,7 +645,7 @@ fn a_push_that_edits_the_registry_refreshes_it_at_once() {
         "registry: refreshed because this push changed it"
     );
     assert_eq!(
-        world.sent_to(&at_commit).len(),
+        world.sent_to("GET", &at_commit).len(),
         1,
         "read as of the pushed commit"
     );
@@ -766,7 +660,7 @@ fn a_push_that_edits_the_registry_refreshes_it_at_once() {
 
 #[test]
 fn misconfiguration_is_a_500_for_authenticated_senders_only() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[("DISPATCH_REPO", "")]);
     let memory = RegistryMemory::default();
     let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
@@ -823,7 +717,7 @@ fn admission_refuses_before_the_body_is_read() {
 
 #[test]
 fn an_oversized_body_without_a_declared_length_is_413() {
-    let world = World::new();
+    let world = relay_world();
     let big = vec![b' '; (read::MAX_BODY_BYTES + 1) as usize];
     let mut delivery = Delivery::new("push", big);
     delivery.signature = Some(sign(SECRET.as_bytes(), &delivery.body));
@@ -850,7 +744,7 @@ fn an_oversized_body_without_a_declared_length_is_413() {
 
 #[test]
 fn health_reports_configuration_and_registry_without_secrets() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[]);
     let memory = RegistryMemory::default();
     let health = |config: &Config, memory: &RegistryMemory, authorization: Option<&str>| {
@@ -914,11 +808,11 @@ fn health_reports_configuration_and_registry_without_secrets() {
 
 #[test]
 fn a_registry_copy_past_its_maximum_age_is_an_alarm() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[("REGISTRY_MAX_STALE_SECONDS", "3600")]);
     let memory = RegistryMemory::default();
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
-    world.script(REGISTRY_URL, vec![ok(503, "unavailable")]);
+    world.script("GET", REGISTRY, vec![answer(503, "unavailable")]);
     world.advance(2 * 3_600_000);
     let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     assert_eq!(
@@ -938,43 +832,43 @@ fn a_registry_copy_past_its_maximum_age_is_an_alarm() {
 
 #[test]
 fn a_failed_refresh_is_not_retried_for_30_seconds() {
-    let world = World::new();
+    let world = relay_world();
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     world.advance(61_000);
-    world.script(REGISTRY_URL, vec![ok(503, "unavailable")]);
+    world.script("GET", REGISTRY, vec![answer(503, "unavailable")]);
     for _ in 0..5 {
         let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
         assert_eq!(out.body["outcome"], "dispatched");
         world.advance(5_000);
     }
     assert_eq!(
-        world.sent_to(REGISTRY_URL).len(),
+        world.sent_to("GET", REGISTRY).len(),
         2,
         "one fetch at start, one for the outage's first 25 s"
     );
     world.advance(10_000);
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     assert_eq!(
-        world.sent_to(REGISTRY_URL).len(),
+        world.sent_to("GET", REGISTRY).len(),
         3,
         "asked again after 30 s"
     );
 
     // Without any copy, the held failure answers 502 at once.
-    let world = World::new();
-    world.script(REGISTRY_URL, vec![ok(503, "unavailable")]);
+    let world = relay_world();
+    world.script("GET", REGISTRY, vec![answer(503, "unavailable")]);
     let memory = RegistryMemory::default();
     for _ in 0..3 {
         let out = deliver(&world, &config, &memory, &Delivery::push(&package_push()));
         assert_eq!(out.status, 502);
     }
-    assert_eq!(world.sent_to(REGISTRY_URL).len(), 1);
+    assert_eq!(world.sent_to("GET", REGISTRY).len(), 1);
 }
 
 #[test]
 fn a_registry_copy_dated_in_the_future_is_not_fresh_forever() {
-    let world = World::new();
+    let world = relay_world();
     let config = config_with(&[]);
     let key = registry::kv_key(
         &RepoName::parse(CENTRAL).unwrap(),
@@ -992,15 +886,15 @@ fn a_registry_copy_dated_in_the_future_is_not_fresh_forever() {
         &Delivery::push(&package_push()),
     );
     assert_eq!(out.body["outcome"], "dispatched", "GitHub's copy was read");
-    assert_eq!(world.sent_to(REGISTRY_URL).len(), 1);
+    assert_eq!(world.sent_to("GET", REGISTRY).len(), 1);
 }
 
 #[test]
 fn one_deadline_bounds_the_registry_read_and_the_dispatch() {
-    let world = World::new();
+    let world = relay_world();
     // A slow registry read eats most of the deadline; the dispatch then fails.
-    world.stalls.borrow_mut().insert(REGISTRY_URL.into(), 6_800);
-    world.script(DISPATCH_URL, vec![ok(502, "{}")]);
+    world.stall("GET", REGISTRY, 6_800);
+    world.script("POST", DISPATCH, vec![answer(502, "{}")]);
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
     let elapsed = out.log["elapsed_ms"].as_u64().unwrap();
@@ -1012,16 +906,13 @@ fn one_deadline_bounds_the_registry_read_and_the_dispatch() {
     );
     // 6.8 s + one attempt leaves 1.18 s: no room for a retry (250 ms backoff + 1 s for the attempt).
     // A budget counted from the first dispatch would have retried past the deadline.
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 1);
 }
 
 #[test]
 fn a_stalled_dispatch_is_cut_off_at_the_deadline() {
-    let world = World::new();
-    world
-        .stalls
-        .borrow_mut()
-        .insert(DISPATCH_URL.into(), 20_000);
+    let world = relay_world();
+    world.stall("POST", DISPATCH, 20_000);
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502, "{}", out.body);
     let elapsed = out.log["elapsed_ms"].as_u64().unwrap();
@@ -1029,7 +920,7 @@ fn a_stalled_dispatch_is_cut_off_at_the_deadline() {
         elapsed, DEADLINE_MS,
         "cut off at the deadline, not after 20 s"
     );
-    let dispatches = world.sent_to(DISPATCH_URL);
+    let dispatches = world.sent_to("POST", DISPATCH);
     assert_eq!(dispatches.len(), 1);
     assert_eq!(
         dispatches[0].timeout_ms,
@@ -1041,14 +932,15 @@ fn a_stalled_dispatch_is_cut_off_at_the_deadline() {
 
 #[test]
 fn an_overflowing_retry_after_gives_up_without_waiting() {
-    let world = World::new();
+    let world = relay_world();
     world.script(
-        DISPATCH_URL,
-        vec![Ok(HttpResponse {
-            status: 429,
-            retry_after: Some("99999999999999999".into()),
-            body: r#"{"message":"slow down"}"#.into(),
-        })],
+        "POST",
+        DISPATCH,
+        vec![answer_retry_after(
+            429,
+            "99999999999999999",
+            r#"{"message":"slow down"}"#,
+        )],
     );
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
@@ -1057,9 +949,9 @@ fn an_overflowing_retry_after_gives_up_without_waiting() {
 
 #[test]
 fn the_502_body_never_carries_the_runtimes_error_text() {
-    let world = World::new();
+    let world = relay_world();
     let raw = "TypeError: Network connection lost. (internal ref 7f3a)";
-    world.script(DISPATCH_URL, vec![Err(raw.into())]);
+    world.script("POST", DISPATCH, vec![Err(raw.into())]);
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
     assert!(!out.body.to_string().contains("7f3a"), "{}", out.body);
@@ -1068,8 +960,8 @@ fn the_502_body_never_carries_the_runtimes_error_text() {
         "the log keeps it"
     );
 
-    let world = World::new();
-    world.script(REGISTRY_URL, vec![Err(raw.into())]);
+    let world = relay_world();
+    world.script("GET", REGISTRY, vec![Err(raw.into())]);
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.status, 502);
     assert!(!out.body.to_string().contains("7f3a"), "{}", out.body);
@@ -1077,7 +969,7 @@ fn the_502_body_never_carries_the_runtimes_error_text() {
 
 #[test]
 fn one_push_delivered_twice_under_two_ids_is_dispatched_once() {
-    let world = World::new();
+    let world = relay_world();
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     let push = package_push();
     let org_hook = Delivery::push(&push);
@@ -1099,25 +991,16 @@ fn one_push_delivered_twice_under_two_ids_is_dispatched_once() {
         "{}",
         again.body
     );
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 1);
 }
 
 #[test]
 fn the_dedup_records_are_written_after_the_response_and_the_isolate_remembers_at_once() {
-    let world = World::new();
+    let world = relay_world();
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     let delivery = Delivery::push(&package_push());
     let length = delivery.body.len().to_string();
-    let head = RequestHead {
-        method: "POST",
-        path: "/",
-        content_type: Some("application/json"),
-        content_length: Some(&length),
-        signature: delivery.signature.as_deref(),
-        event: Some("push"),
-        delivery: delivery.id.as_deref(),
-        ..RequestHead::default()
-    };
+    let head = delivery.head(&length);
     let Ok(Admitted::Webhook { kind, digest, .. }) = admit(&head) else {
         panic!("admitted")
     };
@@ -1154,28 +1037,19 @@ fn the_dedup_records_are_written_after_the_response_and_the_isolate_remembers_at
         serde_json::from_str::<Value>(&again.body).unwrap()["outcome"],
         "duplicate"
     );
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 1);
 }
 
 #[test]
 fn two_copies_in_flight_at_once_dispatch_once() {
-    let world = World::new();
+    let world = relay_world();
     world.yield_on_send.set(true);
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     // Warm the registry so both copies go straight to dedup.
     deliver(&world, &config, &memory, &Delivery::push(&package_push()));
     let delivery = Delivery::push(&package_push());
     let length = delivery.body.len().to_string();
-    let head = RequestHead {
-        method: "POST",
-        path: "/",
-        content_type: Some("application/json"),
-        content_length: Some(&length),
-        signature: delivery.signature.as_deref(),
-        event: Some("push"),
-        delivery: delivery.id.as_deref(),
-        ..RequestHead::default()
-    };
+    let head = delivery.head(&length);
     let Ok(Admitted::Webhook { kind, digest, .. }) = admit(&head) else {
         panic!("admitted")
     };
@@ -1190,7 +1064,11 @@ fn two_copies_in_flight_at_once_dispatch_once() {
     let mut statuses = [a.status, b.status];
     statuses.sort();
     assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 2, "the warm-up and one");
+    assert_eq!(
+        world.sent_to("POST", DISPATCH).len(),
+        2,
+        "the warm-up and one"
+    );
     assert!(
         memory.in_flight.borrow().is_empty(),
         "the in-flight set is emptied"
@@ -1199,7 +1077,7 @@ fn two_copies_in_flight_at_once_dispatch_once() {
 
 #[test]
 fn a_cold_isolate_reads_the_dedup_records_while_the_registry_is_fetched() {
-    let world = World::new();
+    let world = relay_world();
     world.yield_on_send.set(true);
     let out = deliver_in(&world, &Delivery::push(&package_push()));
     assert_eq!(out.body["outcome"], "dispatched");
@@ -1211,7 +1089,7 @@ fn a_cold_isolate_reads_the_dedup_records_while_the_registry_is_fetched() {
             .unwrap_or_else(|| panic!("no {prefix} in {events:?}"))
     };
     assert!(
-        at("kv:push:") < at(&format!("answered:{REGISTRY_URL}")),
+        at("kv:push:") < at(&format!("answered:{API}{REGISTRY}")),
         "the dedup read went out before GitHub answered the registry read: {events:?}"
     );
     // A warm isolate reads them only for a push that publishes: none for an unregistered one.
@@ -1247,7 +1125,7 @@ fn a_missing_or_malformed_signature_is_refused_before_the_body() {
 
 #[test]
 fn a_redelivery_of_a_dispatched_delivery_is_a_duplicate() {
-    let world = World::new();
+    let world = relay_world();
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     let delivery = Delivery::push(&package_push());
     assert_eq!(
@@ -1266,7 +1144,11 @@ fn a_redelivery_of_a_dispatched_delivery_is_a_duplicate() {
         again.body["reason"],
         "already dispatched Codertocat/Hello-World@6113728f27ae 30 s ago; this is a redelivery"
     );
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1, "no second dispatch");
+    assert_eq!(
+        world.sent_to("POST", DISPATCH).len(),
+        1,
+        "no second dispatch"
+    );
 }
 
 fn push_after(delivery: &Delivery) -> String {
@@ -1279,7 +1161,7 @@ fn the_dispatch_path_reads_only_the_push_record() {
     // Records are written under both keys; a redelivery is the same push, so the push key alone
     // decides. A record under the delivery id alone (the format before the push key) is the sweeper's
     // to read, not the dispatch path's: one KV read per publishing delivery.
-    let world = World::new();
+    let world = relay_world();
     let delivery = Delivery::push(&package_push());
     world.kv.borrow_mut().insert(
         format!("delivery:{}", delivery.id.as_deref().unwrap()),
@@ -1288,19 +1170,25 @@ fn the_dispatch_path_reads_only_the_push_record() {
     );
     let out = deliver_in(&world, &delivery);
     assert_eq!(out.body["outcome"], "dispatched", "{}", out.body);
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 1);
     // Its redelivery finds the record under the push.
     let again = deliver_in(&world, &delivery);
     assert_eq!(again.body["outcome"], "duplicate", "{}", again.body);
-    assert_eq!(world.sent_to(DISPATCH_URL).len(), 1);
+    assert_eq!(world.sent_to("POST", DISPATCH).len(), 1);
 }
 
 #[test]
 fn a_failed_or_dry_run_dispatch_leaves_the_delivery_redeliverable() {
-    let world = World::new();
+    let world = relay_world();
     world.script(
-        DISPATCH_URL,
-        vec![ok(500, "{}"), ok(500, "{}"), ok(500, "{}"), ok(204, "")],
+        "POST",
+        DISPATCH,
+        vec![
+            answer(500, "{}"),
+            answer(500, "{}"),
+            answer(500, "{}"),
+            answer(204, ""),
+        ],
     );
     let (config, memory) = (config_with(&[]), RegistryMemory::default());
     let delivery = Delivery::push(&package_push());
@@ -1316,7 +1204,7 @@ fn a_failed_or_dry_run_dispatch_leaves_the_delivery_redeliverable() {
         "dispatched"
     );
 
-    let world = World::new();
+    let world = relay_world();
     let dry = config_with(&[("DRY_RUN", "true")]);
     let memory = RegistryMemory::default();
     deliver(&world, &dry, &memory, &delivery);
@@ -1724,19 +1612,19 @@ fn send_hostile(world: &World, config: &Config, memory: &RegistryMemory, h: &Hos
 
 fn script_upstream(world: &World, upstream: Upstream) {
     let (registry, dispatch) = match upstream {
-        Upstream::Healthy => (ok(200, REGISTRY_FILE), ok(204, "")),
-        Upstream::RegistryDown => (ok(503, "{}"), ok(204, "")),
-        Upstream::RegistryMissing => (ok(404, r#"{"message":"Not Found"}"#), ok(204, "")),
-        Upstream::RegistryGarbage => (ok(200, "<<<<<<< HEAD"), ok(204, "")),
+        Upstream::Healthy => (answer(200, REGISTRY_FILE), answer(204, "")),
+        Upstream::RegistryDown => (answer(503, "{}"), answer(204, "")),
+        Upstream::RegistryMissing => (answer(404, r#"{"message":"Not Found"}"#), answer(204, "")),
+        Upstream::RegistryGarbage => (answer(200, "<<<<<<< HEAD"), answer(204, "")),
         Upstream::DispatchRefused => (
-            ok(200, REGISTRY_FILE),
-            ok(401, r#"{"message":"Bad credentials"}"#),
+            answer(200, REGISTRY_FILE),
+            answer(401, r#"{"message":"Bad credentials"}"#),
         ),
-        Upstream::DispatchDown => (ok(200, REGISTRY_FILE), ok(500, "{}")),
-        Upstream::DispatchReset => (ok(200, REGISTRY_FILE), Err("connection reset".into())),
+        Upstream::DispatchDown => (answer(200, REGISTRY_FILE), answer(500, "{}")),
+        Upstream::DispatchReset => (answer(200, REGISTRY_FILE), Err("connection reset".into())),
     };
-    world.script(REGISTRY_URL, vec![registry]);
-    world.script(DISPATCH_URL, vec![dispatch]);
+    world.script("GET", REGISTRY, vec![registry]);
+    world.script("POST", DISPATCH, vec![dispatch]);
 }
 
 #[test]
@@ -1745,14 +1633,14 @@ fn the_hostile_catalogue() {
     assert!(catalogue.len() >= 60, "{} requests", catalogue.len());
     let config = config_with(&[]);
     for h in &catalogue {
-        let world = World::new();
+        let world = relay_world();
         // Upstream faults meet a new isolate with no registry copy; the rest a warm one.
         let memory = RegistryMemory::default();
         if matches!(h.upstream, Upstream::Healthy) {
             deliver(&world, &config, &memory, &Delivery::push(&package_push()));
         }
         script_upstream(&world, h.upstream);
-        let dispatches_before = world.sent_to(DISPATCH_URL).len();
+        let dispatches_before = world.sent_to("POST", DISPATCH).len();
         let kv_before = world.kv.borrow().len();
         let out = send_hostile(&world, &config, &memory, h);
         assert_eq!(out.status, h.status, "{}: {}", h.name, out.body);
@@ -1763,7 +1651,7 @@ fn the_hostile_catalogue() {
             Upstream::DispatchRefused | Upstream::DispatchDown | Upstream::DispatchReset
         ) {
             assert_eq!(
-                world.sent_to(DISPATCH_URL).len(),
+                world.sent_to("POST", DISPATCH).len(),
                 dispatches_before,
                 "{}: nothing dispatched",
                 h.name

@@ -63,10 +63,31 @@ fn run(world: &World, config: &Config) -> SweepReport {
     report
 }
 
+fn attempts(id: u64) -> String {
+    format!("{HOOK}/{id}/attempts")
+}
+
 fn redeliveries(world: &World, id: u64) -> usize {
-    world
-        .sent_to("POST", &format!("{HOOK}/{id}/attempts"))
-        .len()
+    world.sent_to("POST", &attempts(id)).len()
+}
+
+/// GitHub lists `items` on one page.
+fn list(world: &World, items: &[Value]) {
+    world.script("GET", &first_page(), vec![page(&listing(items), None)]);
+}
+
+/// GitHub's record of delivery `id` keeps `our_body` as our answer.
+fn keep_our_answer(world: &World, id: u64, our_body: &str) {
+    world.script(
+        "GET",
+        &format!("{HOOK}/{id}"),
+        vec![answer(200, &detail(id, our_body))],
+    );
+}
+
+/// GitHub accepts a redelivery of `id`.
+fn accept_redelivery(world: &World, id: u64) {
+    world.script("POST", &attempts(id), vec![answer(202, "{}")]);
 }
 
 #[test]
@@ -92,30 +113,19 @@ fn off_unless_configured_and_no_github_call() {
 #[test]
 fn a_failed_push_is_redelivered_once_and_remembered() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(
-            &listing(&[
-                item(&world, 11, "guid-a", 600, 502),
-                item(&world, 10, "guid-ok", 700, 200),
-            ]),
-            None,
-        )],
+    list(
+        &world,
+        &[
+            item(&world, 11, "guid-a", 600, 502),
+            item(&world, 10, "guid-ok", 700, 200),
+        ],
     );
-    world.script(
-        "GET",
-        &format!("{HOOK}/11"),
-        vec![answer(
-            200,
-            &detail(11, r#"{"outcome":"failed","reason":"x","retryable":true}"#),
-        )],
+    keep_our_answer(
+        &world,
+        11,
+        r#"{"outcome":"failed","reason":"x","retryable":true}"#,
     );
-    world.script(
-        "POST",
-        &format!("{HOOK}/11/attempts"),
-        vec![answer(202, "{}")],
-    );
+    accept_redelivery(&world, 11);
     let report = run(&world, &config(&[]));
     assert_eq!(report.outcome, "done");
     assert_eq!(
@@ -132,7 +142,7 @@ fn a_failed_push_is_redelivered_once_and_remembered() {
         "listing, our answer, the redelivery"
     );
     assert_eq!(redeliveries(&world, 11), 1);
-    let post = &world.sent_to("POST", &format!("{HOOK}/11/attempts"))[0];
+    let post = &world.sent_to("POST", &attempts(11))[0];
     assert!(post
         .headers
         .contains(&("Authorization", "Bearer ghp_pat".into())));
@@ -162,19 +172,8 @@ fn a_failed_push_is_redelivered_once_and_remembered() {
 #[test]
 fn the_sweeper_s_own_count_caps_redeliveries_across_runs() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(
-            &listing(&[item(&world, 11, "guid-a", 600, 500)]),
-            None,
-        )],
-    );
-    world.script(
-        "POST",
-        &format!("{HOOK}/11/attempts"),
-        vec![answer(202, "{}")],
-    );
+    list(&world, &[item(&world, 11, "guid-a", 600, 500)]);
+    accept_redelivery(&world, 11);
     let config = config(&[("SWEEP_MAX_REDELIVERIES", "2")]);
     for _ in 0..5 {
         world.advance(60 * 60_000);
@@ -188,11 +187,7 @@ fn the_sweeper_s_own_count_caps_redeliveries_across_runs() {
 #[test]
 fn a_dispatched_delivery_is_not_redelivered() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(&listing(&[item(&world, 11, "guid-a", 600, 0)]), None)],
-    );
+    list(&world, &[item(&world, 11, "guid-a", 600, 0)]);
     world
         .kv
         .borrow_mut()
@@ -208,27 +203,17 @@ fn a_dispatched_delivery_is_not_redelivered() {
 #[test]
 fn permanent_failures_are_not_redelivered() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(
-            &listing(&[
-                item(&world, 11, "refused", 600, 502),
-                item(&world, 12, "unsigned", 650, 401),
-            ]),
-            None,
-        )],
+    list(
+        &world,
+        &[
+            item(&world, 11, "refused", 600, 502),
+            item(&world, 12, "unsigned", 650, 401),
+        ],
     );
-    world.script(
-        "GET",
-        &format!("{HOOK}/11"),
-        vec![answer(
-            200,
-            &detail(
-                11,
-                r#"{"outcome":"failed","reason":"GitHub answered 422","retryable":false}"#,
-            ),
-        )],
+    keep_our_answer(
+        &world,
+        11,
+        r#"{"outcome":"failed","reason":"GitHub answered 422","retryable":false}"#,
     );
     let report = run(&world, &config(&[]));
     assert_eq!(
@@ -248,21 +233,9 @@ fn permanent_failures_are_not_redelivered() {
 #[test]
 fn a_502_that_is_not_ours_counts_as_retryable() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(&listing(&[item(&world, 11, "g", 60, 502)]), None)],
-    );
-    world.script(
-        "GET",
-        &format!("{HOOK}/11"),
-        vec![answer(200, &detail(11, "<html>502 Bad Gateway</html>"))],
-    );
-    world.script(
-        "POST",
-        &format!("{HOOK}/11/attempts"),
-        vec![answer(202, "{}")],
-    );
+    list(&world, &[item(&world, 11, "g", 60, 502)]);
+    keep_our_answer(&world, 11, "<html>502 Bad Gateway</html>");
+    accept_redelivery(&world, 11);
     assert_eq!(run(&world, &config(&[])).redelivered, 1);
 }
 
@@ -292,11 +265,7 @@ fn pages_are_followed_within_the_window_and_the_page_cap() {
         &third,
         vec![page(&listing(&[item(&world, 11, "a", 200, 200)]), None)],
     );
-    world.script(
-        "POST",
-        &format!("{HOOK}/12/attempts"),
-        vec![answer(202, "{}")],
-    );
+    accept_redelivery(&world, 12);
     let report = run(&world, &config(&[]));
     assert_eq!(
         (
@@ -339,13 +308,9 @@ fn the_per_run_budget_takes_the_oldest_first() {
     let items: Vec<Value> = (0..5)
         .map(|i| item(&world, 20 + i, &format!("g{i}"), 100 * (i as i64 + 1), 500))
         .collect();
-    world.script("GET", &first_page(), vec![page(&listing(&items), None)]);
+    list(&world, &items);
     for i in 0..5 {
-        world.script(
-            "POST",
-            &format!("{HOOK}/{}/attempts", 20 + i),
-            vec![answer(202, "{}")],
-        );
+        accept_redelivery(&world, 20 + i);
     }
     let report = run(&world, &config(&[("SWEEP_MAX_PER_RUN", "2")]));
     assert_eq!((report.redelivered, report.over_budget), (2, 3));
@@ -355,25 +320,21 @@ fn the_per_run_budget_takes_the_oldest_first() {
 #[test]
 fn github_refusing_or_failing_a_redelivery() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(
-            &listing(&[
-                item(&world, 11, "too-old", 600, 500),
-                item(&world, 12, "outage", 500, 500),
-            ]),
-            None,
-        )],
+    list(
+        &world,
+        &[
+            item(&world, 11, "too-old", 600, 500),
+            item(&world, 12, "outage", 500, 500),
+        ],
     );
     world.script(
         "POST",
-        &format!("{HOOK}/11/attempts"),
+        &attempts(11),
         vec![answer(422, r#"{"message":"Validation Failed"}"#)],
     );
     world.script(
         "POST",
-        &format!("{HOOK}/12/attempts"),
+        &attempts(12),
         vec![answer(503, "{}"), answer(202, "{}")],
     );
     let report = run(&world, &config(&[]));
@@ -412,16 +373,8 @@ fn an_unreadable_listing_fails_the_run_visibly() {
 #[test]
 fn a_kv_outage_redelivers_rather_than_loses() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(&listing(&[item(&world, 11, "g", 60, 500)]), None)],
-    );
-    world.script(
-        "POST",
-        &format!("{HOOK}/11/attempts"),
-        vec![answer(202, "{}")],
-    );
+    list(&world, &[item(&world, 11, "g", 60, 500)]);
+    accept_redelivery(&world, 11);
     world.kv_down.set(true);
     let report = run(&world, &config(&[]));
     assert_eq!(report.redelivered, 1);
@@ -434,11 +387,7 @@ fn a_kv_outage_redelivers_rather_than_loses() {
 #[test]
 fn dry_run_redelivers_nothing() {
     let world = World::new();
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(&listing(&[item(&world, 11, "g", 60, 500)]), None)],
-    );
+    list(&world, &[item(&world, 11, "g", 60, 500)]);
     let report = run(&world, &config(&[("DRY_RUN", "true")]));
     assert_eq!(report.redelivered, 1);
     assert_eq!(redeliveries(&world, 11), 0);
@@ -464,20 +413,12 @@ fn the_same_app_serves_the_sweeper() {
             &format!(r#"{{"token":"ghs_app","expires_at":"{expires}"}}"#),
         )],
     );
-    world.script(
-        "GET",
-        &first_page(),
-        vec![page(&listing(&[item(&world, 11, "g", 60, 500)]), None)],
-    );
-    world.script(
-        "POST",
-        &format!("{HOOK}/11/attempts"),
-        vec![answer(202, "{}")],
-    );
+    list(&world, &[item(&world, 11, "g", 60, 500)]);
+    accept_redelivery(&world, 11);
     let report = run(&world, &config);
     assert_eq!(report.redelivered, 1);
     assert_eq!(report.github_calls, 2, "the token is not counted");
-    for path in [first_page(), format!("{HOOK}/11/attempts")] {
+    for path in [first_page(), attempts(11)] {
         let sent = world
             .sent
             .borrow()
