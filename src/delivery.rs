@@ -333,7 +333,7 @@ impl<'a, P: Platform> Relay<'a, P> {
             let mut registry_notes = Notes::default();
             let (registry, records) = join(
                 self.registry(central, &mut registry_notes),
-                self.read_record(&keys),
+                self.read_push_record(&keys[1]),
             )
             .await;
             notes.lines.extend(registry_notes.lines);
@@ -361,7 +361,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         let _in_flight = self.claim(&keys, &delivery)?;
         let records = match early_records {
             Some(records) => records,
-            None => self.read_record(&keys).await,
+            None => self.read_push_record(&keys[1]).await,
         };
         self.judge(records, &delivery, notes)?;
         let result = self
@@ -414,11 +414,11 @@ impl<'a, P: Platform> Relay<'a, P> {
         })
     }
 
-    /// The KV record under the push. Every record is written under both keys, and a redelivery is the
-    /// same push, so this one read answers for both: one KV read per publishing delivery, not two.
-    /// (The delivery-id key is for the sweeper, which knows only a delivery's id.)
-    async fn read_record(&self, keys: &[String; 2]) -> Result<Option<String>, String> {
-        self.platform.kv_get(&keys[1]).await
+    /// The KV record under the push (`push_key`). Every record is written under both keys, and a
+    /// redelivery is the same push, so this one read answers for both: one KV read per publishing
+    /// delivery, not two. (The delivery-id key is for the sweeper, which knows only a delivery's id.)
+    async fn read_push_record(&self, push_key: &str) -> Result<Option<String>, String> {
+        self.platform.kv_get(push_key).await
     }
 
     /// A record under the push makes the delivery a duplicate.

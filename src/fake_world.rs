@@ -156,12 +156,6 @@ impl World {
 }
 
 impl Platform for World {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError> {
-        self.send_for_page(request)
-            .await
-            .map(|(response, _)| response)
-    }
-
     async fn send_for_page(
         &self,
         request: HttpRequest,

@@ -300,12 +300,6 @@ impl<'a> WorkerPlatform<'a> {
 }
 
 impl Platform for WorkerPlatform<'_> {
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError> {
-        self.send_for_page(request)
-            .await
-            .map(|(response, _)| response)
-    }
-
     /// One fetch for every GitHub request, with the `Link` header the sweeper pages by.
     async fn send_for_page(
         &self,

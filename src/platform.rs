@@ -65,8 +65,19 @@ impl SendError {
 // futures need no `Send` bound and `async fn` in the trait is what we want.
 #[allow(async_fn_in_trait)]
 pub trait Platform {
-    /// Sends a request, giving up after `request.timeout_ms`.
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError>;
+    /// Sends a request, giving up after `request.timeout_ms`; also returns the response's `Link`
+    /// header, which carries GitHub's cursor pagination (the sweeper pages by it).
+    async fn send_for_page(
+        &self,
+        request: HttpRequest,
+    ) -> Result<(HttpResponse, Option<String>), SendError>;
+
+    /// `send_for_page` for the callers that read one answer and no `Link` header.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SendError> {
+        self.send_for_page(request)
+            .await
+            .map(|(response, _)| response)
+    }
     async fn kv_get(&self, key: &str) -> Result<Option<String>, String>;
     /// Writes a value; with `ttl_seconds`, KV forgets it after that long (at least 60, KV's minimum).
     async fn kv_put(&self, key: &str, value: &str, ttl_seconds: Option<u64>) -> Result<(), String>;
@@ -85,16 +96,6 @@ pub trait Platform {
             let _ = (pkcs8_der, message);
             Err("RS256 signing needs WebCrypto (the Workers runtime)".into())
         }
-    }
-
-    /// Like `send`, and also returns the response's `Link` header, which carries GitHub's cursor
-    /// pagination. Platforms that serve the sweeper override it; the default has no header to give, so
-    /// a caller sees one page.
-    async fn send_for_page(
-        &self,
-        request: HttpRequest,
-    ) -> Result<(HttpResponse, Option<String>), SendError> {
-        self.send(request).await.map(|response| (response, None))
     }
 
     /// Does `digest` match the body's HMAC-SHA256 under any secret? The native comparison
