@@ -152,7 +152,8 @@ export class FakeGitHub {
     this.dispatchDefault = 204;
   }
 
-  handler = (req, res) => {
+  /// Reads the request's body, records the request, then calls `then(request)`.
+  record(req, then) {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
@@ -166,6 +167,12 @@ export class FakeGitHub {
         body: Buffer.concat(chunks).toString("utf8"),
       };
       this.requests.push(request);
+      then(request);
+    });
+  }
+
+  handler = (req, res) => {
+    this.record(req, (request) => {
       let behaviour;
       if (request.method === "GET" && request.path === this.contentsPath) {
         behaviour = this.registry;
@@ -483,18 +490,7 @@ export class RoutedGitHub extends FakeGitHub {
     const url = new URL(req.url, GITHUB_API);
     const route = this.routes.get(`${req.method} ${decodeURIComponent(url.pathname)}${url.search}`);
     if (!route) return this.#base(req, res);
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", async () => {
-      const request = {
-        method: req.method,
-        url: `${url.origin}${url.pathname}${url.search}`,
-        host: req.headers.host,
-        path: decodeURIComponent(url.pathname),
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString("utf8"),
-      };
-      this.requests.push(request);
+    this.record(req, async (request) => {
       const behaviour = typeof route === "function" ? await route(request) : route;
       answer(req, res, behaviour);
     });
