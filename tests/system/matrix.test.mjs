@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
 import { bumpVersion, writeUnityPackage } from "./git.mjs";
-import { sleep } from "./services.mjs";
+import { sleep } from "../workerd/harness.mjs";
 import { CENTRAL, ORG, World } from "./world.mjs";
 
 const url = (name) => `https://github.com/${ORG}/${name}`;

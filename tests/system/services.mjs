@@ -2,12 +2,13 @@
 // a real Verdaccio (the studio's registry) and a fake Discord webhook that records what it is sent.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from "../workerd/harness.mjs";
+
 
 /// A free port on 127.0.0.1, chosen by the OS.
 export function freePort() {
@@ -189,8 +190,4 @@ export class FakeDiscord {
   stop() {
     return new Promise((resolve) => this.server.close(resolve));
   }
-}
-
-export function readJson(path) {
-  return JSON.parse(readFileSync(path, "utf8"));
 }

@@ -19,23 +19,22 @@
 
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { createHmac, randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
 
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 
 import { GitRepo, git } from "./git.mjs";
-import { FakeDiscord, Verdaccio, sleep } from "./services.mjs";
-import { concurrencyGroup, publishEnvironment, publishJob } from "./workflow.mjs";
+import { ROOT, sign, sleep, workerModules } from "../workerd/harness.mjs";
+import { FakeDiscord, Verdaccio } from "./services.mjs";
+import { concurrencyGroup, publishEnvironment } from "./workflow.mjs";
 
 const run = promisify(execFile);
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const ORG = "Studio";
 export const CENTRAL = `${ORG}/upm-auto-publisher`;
 export const HOOK_ID = 4242;
@@ -62,14 +61,7 @@ export class World {
     world.logs = [];
     world.mf = new Miniflare(
       convertV4MiniflareOptions({
-        modules: [
-          { type: "ESModule", path: join(ROOT, "build/index.js"), contents: readFileSync(join(ROOT, "build/index.js")) },
-          {
-            type: "CompiledWasm",
-            path: join(ROOT, "build/index_bg.wasm"),
-            contents: readFileSync(join(ROOT, "build/index_bg.wasm")),
-          },
-        ],
+        modules: workerModules(),
         modulesRoot: join(ROOT, "build"),
         compatibilityDate: "2026-11-01",
         kvNamespaces: ["REGISTRY"],
@@ -161,7 +153,7 @@ export class World {
         "user-agent": "GitHub-Hookshot/system-test",
         "x-github-event": event,
         "x-github-delivery": guid,
-        "x-hub-signature-256": "sha256=" + createHmac("sha256", SECRET).update(body).digest("hex"),
+        "x-hub-signature-256": sign(SECRET, body),
       },
       body,
     });
@@ -191,17 +183,6 @@ export class World {
       try {
         const line = JSON.parse(log.message);
         return line?.msg === "delivery" ? [line] : [];
-      } catch {
-        return [];
-      }
-    });
-  }
-
-  /// Every log line of the worker, parsed where it is JSON.
-  jsonLogs() {
-    return this.logs.flatMap((log) => {
-      try {
-        return [JSON.parse(log.message)];
       } catch {
         return [];
       }
@@ -352,7 +333,8 @@ class FakeGitHubProcess {
 }
 
 /// The fake's JSON form of a repository: branch heads, and for each head its commit, every tree and
-/// every blob (with git's object ids, which the fake also uses).
+/// every blob (with git's object ids, which the fake also uses). One recursive listing per head gives
+/// both: each entry's parent tree is the tree listed at its directory (the root tree for top-level ones).
 function repoSnapshot(repo) {
   const snapshot = { full_name: repo.fullName, default_branch: repo.branch, branches: {}, commits: {}, trees: {}, blobs: {} };
   const heads = git(repo.bare, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/")
@@ -362,37 +344,30 @@ function repoSnapshot(repo) {
     const [branch, sha] = line.split(" ");
     snapshot.branches[branch] = sha;
     const [tree, parents, ...message] = git(repo.bare, "show", "-s", "--format=%T%n%P%n%B", sha).split("\n");
+    const entries = git(repo.bare, "ls-tree", "-r", "-t", "--full-tree", sha)
+      .split("\n")
+      .filter(Boolean)
+      .map((entry) => {
+        const [meta, path] = entry.split("\t");
+        const [, kind, object] = meta.split(" ");
+        return { path, kind, object };
+      });
+    const treeAt = new Map([["", tree]]);
+    for (const { path, kind, object } of entries) if (kind === "tree") treeAt.set(path, object);
+    const children = new Map([...treeAt.values()].map((treeSha) => [treeSha, []]));
     const files = {};
-    for (const entry of git(repo.bare, "ls-tree", "-r", "-t", "--full-tree", sha).split("\n").filter(Boolean)) {
-      const [meta, path] = entry.split("\t");
-      const [, type, object] = meta.split(" ");
-      if (type === "blob") {
+    for (const { path, kind, object } of entries) {
+      const slash = path.lastIndexOf("/");
+      children.get(treeAt.get(slash < 0 ? "" : path.slice(0, slash))).push({ name: path.slice(slash + 1), kind, sha: object });
+      if (kind === "blob") {
         files[path] = object;
         snapshot.blobs[object] ??= execBlob(repo.bare, object);
       }
     }
-    for (const treeSha of [tree, ...treeShas(repo.bare, sha)]) {
-      snapshot.trees[treeSha] ??= git(repo.bare, "ls-tree", treeSha)
-        .split("\n")
-        .filter(Boolean)
-        .map((entry) => {
-          const [meta, name] = entry.split("\t");
-          const [, kind, object] = meta.split(" ");
-          return { name, kind, sha: object };
-        });
-    }
+    for (const [treeSha, items] of children) snapshot.trees[treeSha] ??= items;
     snapshot.commits[sha] = { tree, parents: parents ? parents.split(" ") : [], message: message.join("\n").trim(), files };
   }
   return snapshot;
-}
-
-function treeShas(bare, sha) {
-  return git(bare, "ls-tree", "-r", "-t", "--full-tree", sha)
-    .split("\n")
-    .filter(Boolean)
-    .map((entry) => entry.split("\t")[0].split(" "))
-    .filter(([, type]) => type === "tree")
-    .map(([, , object]) => object);
 }
 
 function execBlob(bare, sha) {
@@ -542,4 +517,3 @@ class Runner {
   }
 }
 
-export { publishJob };

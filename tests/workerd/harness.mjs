@@ -216,7 +216,7 @@ function defaultBody(status) {
 /// The worker's build output, read once: a rebuild while tests run cannot hand a half-written file to
 /// Miniflare.
 let modules;
-function workerModules() {
+export function workerModules() {
   modules ??= [
     { type: "ESModule", path: join(ROOT, "build/index.js"), contents: readFileSync(join(ROOT, "build/index.js")) },
     {
