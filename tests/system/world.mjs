@@ -29,7 +29,7 @@ import { promisify } from "node:util";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 
 import { GitRepo, git } from "./git.mjs";
-import { ROOT, sign, sleep, workerModules } from "../workerd/harness.mjs";
+import { ROOT, deliveryLines, sign, sleep, workerModules } from "../workerd/harness.mjs";
 import { FakeDiscord, Verdaccio } from "./services.mjs";
 import { concurrencyGroup, publishEnvironment } from "./workflow.mjs";
 
@@ -179,14 +179,7 @@ export class World {
 
   /// The worker's delivery log lines (JSON, msg "delivery").
   deliveryLogs() {
-    return this.logs.flatMap((log) => {
-      try {
-        const line = JSON.parse(log.message);
-        return line?.msg === "delivery" ? [line] : [];
-      } catch {
-        return [];
-      }
-    });
+    return deliveryLines(this.logs);
   }
 
   /// Runs the worker's scheduled handler (the sweeper) once, then performs the redeliveries it asked for.

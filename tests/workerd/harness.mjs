@@ -100,6 +100,18 @@ export function bodyBytes(payload) {
   return Buffer.from(JSON.stringify(payload), "utf8");
 }
 
+/// The worker's log lines with msg "delivery" (what `wrangler tail` shows per delivery), parsed.
+export function deliveryLines(logs) {
+  return logs.flatMap((log) => {
+    try {
+      const line = JSON.parse(log.message);
+      return line?.msg === "delivery" ? [line] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// Polls `condition` every 10 ms until it is truthy or `ms` have passed.
@@ -305,14 +317,7 @@ export class Worker {
 
   /// The log lines with msg "delivery", parsed.
   get deliveryLogs() {
-    return this.logs.flatMap((log) => {
-      try {
-        const line = JSON.parse(log.message);
-        return line && line.msg === "delivery" ? [line] : [];
-      } catch {
-        return [];
-      }
-    });
+    return deliveryLines(this.logs);
   }
 
   async kv() {
