@@ -1680,3 +1680,32 @@ fn the_hostile_catalogue() {
         );
     }
 }
+
+#[test]
+fn recent_dispatches_are_found_by_either_key_and_forgotten_oldest_first() {
+    let mut recent = RecentDispatches::default();
+    let keys = |i: usize| {
+        [
+            format!("delivery:{i}"),
+            format!("push:studio/core:{i:040x}"),
+        ]
+    };
+    for i in 0..RECENT_DISPATCHES / 2 + 10 {
+        recent.remember(&keys(i), &format!("record {i}"));
+    }
+    assert_eq!(recent.len(), RECENT_DISPATCHES, "bounded");
+    // The first ten dispatches (twenty keys) were forgotten, oldest first; the next one is still known.
+    assert_eq!(recent.record_for(&keys(9)), None);
+    assert_eq!(recent.record_for(&keys(10)).as_deref(), Some("record 10"));
+    // Either key finds the record: a copy under another delivery id is the same push.
+    let newest = RECENT_DISPATCHES / 2 + 9;
+    let by_push = [String::from("delivery:other"), keys(newest)[1].clone()];
+    assert_eq!(
+        recent.record_for(&by_push).as_deref(),
+        Some(&*format!("record {newest}"))
+    );
+    // Remembering a key again replaces its record without taking a second place in the order.
+    recent.remember(&keys(newest), "again");
+    assert_eq!(recent.len(), RECENT_DISPATCHES);
+    assert_eq!(recent.record_for(&keys(newest)).as_deref(), Some("again"));
+}
