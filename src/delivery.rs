@@ -547,10 +547,13 @@ impl<'a, P: Platform> Relay<'a, P> {
     async fn registry(&self, central: &RepoName, notes: &mut Notes) -> Result<Registry, Stop> {
         let now = self.platform.now_ms();
         let ttl = self.config.registry_ttl_ms;
-        let in_memory = self.memory.registry.borrow().clone();
-        if let Some(copy) = in_memory.as_ref().filter(|c| c.is_fresh(now, ttl)) {
-            return Ok(copy.registry.clone());
+        // The common case, a fresh copy in memory, clones the registry once (not the cached copy too).
+        if let Some(copy) = self.memory.registry.borrow().as_ref() {
+            if copy.is_fresh(now, ttl) {
+                return Ok(copy.registry.clone());
+            }
         }
+        let in_memory = self.memory.registry.borrow().clone();
         let in_kv = match self.platform.kv_get(&self.registry_key(central)).await {
             Ok(Some(value)) => CachedRegistry::from_kv(&value)
                 .map_err(|why| notes.push(format!("registry: KV copy unreadable: {why}")))

@@ -72,9 +72,9 @@ pub fn client_payload(publish: &Publish, push: &PushEvent, delivery: &str) -> Cl
     // first "scan everything", then a shorter message.
     if body(&payload).len() > BODY_LIMIT {
         payload.package_path = EVERY_PACKAGE.to_string();
-    }
-    if body(&payload).len() > BODY_LIMIT {
-        payload.commit_message = truncate(&payload.commit_message, SHORT_MESSAGE_LIMIT);
+        if body(&payload).len() > BODY_LIMIT {
+            payload.commit_message = truncate(&payload.commit_message, SHORT_MESSAGE_LIMIT);
+        }
     }
     payload
 }
@@ -99,9 +99,13 @@ pub fn package_path(packages: &ChangedPackages) -> String {
     }
 }
 
-/// The request body, as JSON text for sending.
+/// The request body, as JSON text for sending (written directly, not through a `Value`).
 pub fn body(payload: &ClientPayload) -> String {
-    body_json(payload).to_string()
+    serde_json::to_string(&DispatchBody {
+        event_type: EVENT_TYPE,
+        client_payload: payload,
+    })
+    .expect("the dispatch body serialises")
 }
 
 /// The request body as a JSON value (what a dry run shows).

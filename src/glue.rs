@@ -19,7 +19,7 @@ use std::time::Duration;
 use js_sys::{futures::JsFuture, Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{console_log, event, Context, Delay, Env, Url};
+use worker::{console_log, event, Context, Delay, Env};
 
 use crate::config::Config;
 use crate::delivery::{admit, refuse, Admitted, IsolateMemory, KvWrite, Relay, Reply, RequestHead};
@@ -163,10 +163,8 @@ async fn after_response(env: &Env, log: Option<String>, writes: Vec<KvWrite>) {
 
 async fn handle(req: &web_sys::Request, env: &Env) -> worker::Result<Reply> {
     let method = req.method();
-    // The runtime hands over an absolute URL; a path that does not parse is no route of ours.
-    let path = Url::parse(&req.url())
-        .map(|url| url.path().to_string())
-        .unwrap_or_default();
+    let url = req.url();
+    let path = read::url_path(&url);
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let (content_type, content_length) = (header("Content-Type"), header("Content-Length"));
@@ -178,7 +176,7 @@ async fn handle(req: &web_sys::Request, env: &Env) -> worker::Result<Reply> {
     );
     let head = RequestHead {
         method: &method,
-        path: &path,
+        path,
         content_type: content_type.as_deref(),
         content_length: content_length.as_deref(),
         signature: signature.as_deref(),
@@ -323,16 +321,16 @@ impl<'a> WorkerPlatform<'a> {
     }
 
     async fn hmac_keys(&self, secrets: &WebhookSecrets) -> Result<Vec<JsValue>, JsValue> {
-        let wanted: Vec<Vec<u8>> = secrets.iter().map(<[u8]>::to_vec).collect();
         let cached = HMAC_KEYS.with(|keys| {
             keys.borrow()
                 .as_ref()
-                .filter(|(for_secrets, _)| *for_secrets == wanted)
+                .filter(|(for_secrets, _)| for_secrets.iter().map(Vec::as_slice).eq(secrets.iter()))
                 .map(|(_, keys)| keys.clone())
         });
         if let Some(keys) = cached {
             return Ok(keys);
         }
+        let wanted: Vec<Vec<u8>> = secrets.iter().map(<[u8]>::to_vec).collect();
         let algorithm = Object::new();
         Reflect::set(&algorithm, &"name".into(), &"HMAC".into())?;
         Reflect::set(&algorithm, &"hash".into(), &"SHA-256".into())?;
