@@ -15,9 +15,11 @@
 //   floor     `await request.arrayBuffer(); return new Response("ok")`: the harness's own cost.
 //
 // Every time is measured by the client (Node) around dispatchFetch, the median of N runs, the workers
-// interleaved run by run, with a short pause after each request (outside the timer) so that work done
-// after a response (our dedup record, written with ctx.waitUntil) does not land in the next request's time. "Own" time = worker − floor. Our per-stage breakdown is by difference between
-// requests that stop at successive stages (each a median):
+// interleaved run by run, with a pause after each request (outside the timer; SETTLE_MS, 20 ms) so that
+// work done after a response (our log line and dedup records, written with ctx.waitUntil 5 ms after it)
+// does not land in the next request's time: Miniflare's KV puts are heavy (a request overlapping them
+// took 7 ms longer), and a 5 ms pause did not cover them. "Own" time = worker − floor. Our per-stage
+// breakdown is by difference between requests that stop at successive stages (each a median):
 //   read     = ours(bad signature, 1 secret) − floor − verify
 //   verify   = ours-2key(bad signature) − ours(bad signature)       (one HMAC over the body)
 //   parse    = ours(signed tag push: classify, then the first filter check) − ours(bad signature)
@@ -234,7 +236,8 @@ async function timed(mf, worker, request, expect) {
   return ms;
 }
 
-const settle = (bytes) => new Promise((r) => setTimeout(r, 5 + Math.round(bytes / 2e6)));
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 20);
+const settle = (bytes) => new Promise((r) => setTimeout(r, SETTLE_MS + Math.round(bytes / 2e6)));
 
 const outcome = (status, wanted) => (s, text) => s === status && (wanted === undefined || JSON.parse(text).outcome === wanted);
 

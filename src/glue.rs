@@ -132,10 +132,14 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
 /// first, so a record that fails to be written is logged after the delivery it belongs to. Both run in
 /// the request's `waitUntil`, so they belong to the same invocation in `wrangler tail` and Workers Logs.
 async fn after_response(env: &Env, log: Option<String>, writes: Vec<KvWrite>) {
-    // A timer turn first, so this work starts once the response has gone out: started at once, it
-    // delays the response in workerd (measured in Miniflare: about 3 ms per KV put, and 0.2 ms for the
-    // one console.log line, which workerd serialises for its structured log before returning).
-    Delay::from(Duration::from_millis(1)).await;
+    // A pause first, so this work starts once the response has gone out: started at once, it delays
+    // the response (measured in Miniflare: about 3 ms per KV put, and 0.2 ms for the one console.log
+    // line, which workerd serialises for its structured log before returning). 5 ms, not 1: locally
+    // the response still crosses Miniflare's entry worker in the same process, and puts started 1 ms
+    // after it made the median publishing delivery 0.4-4 ms slower on a loaded 2-core machine
+    // (benches/workerd_latency.mjs). The records land a few ms later; a copy of the delivery meanwhile
+    // meets this isolate's memory of the dispatch.
+    Delay::from(Duration::from_millis(5)).await;
     if let Some(line) = log {
         console_log!("{line}");
     }
