@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
 import { bumpVersion, writeUnityPackage } from "./git.mjs";
-import { sleep } from "../workerd/harness.mjs";
+import { sleep, waitFor } from "../workerd/harness.mjs";
 import { CENTRAL, ORG, World } from "./world.mjs";
 
 const url = (name) => `https://github.com/${ORG}/${name}`;
@@ -63,8 +63,11 @@ function discordMentions(text) {
   return world.discord.messages.filter((m) => JSON.stringify(m).includes(text));
 }
 
-function logFor(guid) {
-  return world.deliveryLogs().find((line) => line.delivery === guid);
+/// The worker's log line for a delivery: written a few ms after the response (in its waitUntil).
+async function logFor(guid) {
+  const line = await waitFor(() => world.deliveryLogs().find((l) => l.delivery === guid));
+  assert.ok(line, `no log line for delivery ${guid}`);
+  return line;
 }
 
 test("happy path: one bump, one publish, one Discord message", async () => {
@@ -80,7 +83,7 @@ test("happy path: one bump, one publish, one Discord message", async () => {
   timings.push({ row: "happy path", ms: Date.now() - pushed });
   await world.runner.idle();
   assert.deepEqual(await world.verdaccio.versions("com.studio.core-utils"), ["1.1.0"]);
-  assert.equal(logFor(guid).outcome, "dispatched");
+  assert.equal((await logFor(guid)).outcome, "dispatched");
   await world.assertAnnounced("com.studio.core-utils", "1.1.0");
 });
 
@@ -129,7 +132,7 @@ test("unregistered repository: ignored with a reason, nothing dispatched", async
   assert.equal(answer.outcome, "ignored");
   assert.match(answer.reason, /regist/i);
   assert.equal((await world.github.dispatches()).length, before);
-  assert.equal(logFor(guid).outcome, "ignored");
+  assert.equal((await logFor(guid)).outcome, "ignored");
   assert.deepEqual(await world.verdaccio.versions("com.studio.stray"), []);
   timings.push({ row: "unregistered repository (ignored)", ms: null });
 });
@@ -245,7 +248,7 @@ test("dispatch refused three times (502), then the sweeper's redelivery publishe
   assert.equal(failed.status, 502, JSON.stringify(failed.answer));
   assert.equal(failed.answer.outcome, "failed");
   assert.equal(failed.answer.retryable, true);
-  assert.equal(logFor(failed.guid).outcome, "failed");
+  assert.equal((await logFor(failed.guid)).outcome, "failed");
   await sleep(200);
   assert.deepEqual(await world.verdaccio.versions("com.studio.flaky"), []);
 

@@ -29,7 +29,7 @@ import { promisify } from "node:util";
 import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 
 import { GitRepo, git } from "./git.mjs";
-import { ROOT, deliveryLines, sign, sleep, workerModules } from "../workerd/harness.mjs";
+import { ROOT, deliveryLines, sign, sleep, waitFor, workerModules } from "../workerd/harness.mjs";
 import { FakeDiscord, Verdaccio } from "./services.mjs";
 import { concurrencyGroup, publishEnvironment } from "./workflow.mjs";
 
@@ -97,12 +97,13 @@ export class World {
 
   /// The worker's side of every delivery since the last call: exactly one log line per answer, with the
   /// same status, outcome and reason, and neither the webhook secret nor the token in any answer or log.
-  assertDeliveriesLogged() {
+  /// (The worker writes its line a few ms after the response, in the request's waitUntil.)
+  async assertDeliveriesLogged() {
     const fresh = this.answered.slice(this.checkedDeliveries);
     this.checkedDeliveries = this.answered.length;
-    const lines = this.deliveryLogs();
     for (const { guid, status, answer, text } of fresh) {
-      const logged = lines.filter((line) => line.delivery === guid && line.status === status);
+      const matching = () => this.deliveryLogs().filter((line) => line.delivery === guid && line.status === status);
+      const logged = (await waitFor(() => matching().length > 0 && matching())) || [];
       assert.ok(logged.length >= 1, `no log line for delivery ${guid} (${status})`);
       assert.equal(logged.at(-1).outcome, answer.outcome);
       assert.equal(logged.at(-1).reason, answer.reason);
