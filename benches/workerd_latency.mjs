@@ -52,7 +52,7 @@ const SIZE_OF = { "10k": 10 * 1024, "1m": 1024 * 1024, "5m": 5 << 20, "10m": 10 
 const LABEL = { "10k": "10 KB", "1m": "1 MB", "5m": "5 MB", "10m": "10 MB", "25m": "25 MB" };
 // Runs per size: many for small pushes (a 10 KB median moves by ±0.1 ms between runs of 150 on a 2-core
 // machine), a few for the large ones (a 25 MB run takes about a second).
-const DEFAULT_RUNS = { "10k": 300, "1m": 40, "5m": 12, "10m": 8, "25m": 5 };
+const DEFAULT_RUNS = { "10k": 300, "1m": 80, "5m": 12, "10m": 8, "25m": 5 };
 const SIZES = values.sizes.split(",").map((s) => s.trim()).filter(Boolean);
 for (const s of SIZES) if (!(s in SIZE_OF)) throw new Error(`unknown size ${s} (known: ${Object.keys(SIZE_OF)})`);
 const COLD_STARTS = Number(values["cold-starts"]);
