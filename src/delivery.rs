@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::app_auth;
 use crate::classify::{classify, Event, PushEvent};
 use crate::config::Config;
+use crate::deadline;
 use crate::dedup;
 use crate::dispatch::{self, after_attempt, ClientPayload, Next, RetryPolicy};
 use crate::filter::{self, Publish};
@@ -22,12 +23,6 @@ use crate::read::{self, BodyKind, Route};
 use crate::registry::{self, CachedRegistry, Lookup, Registry};
 use crate::respond::{self, DeliveryFacts, Outcome, Stop};
 use crate::verify::{parse_signature, Digest, SignatureError};
-
-/// Every delivery is answered within this long of its request's start: GitHub records a delivery
-/// as failed when it has no answer after 10 s ("Handling failed webhook deliveries" in GitHub's docs),
-/// and a runtime may cancel a request GitHub has abandoned, after the dispatch went out but before the
-/// dedup record is written. Every outbound request is aborted when the deadline passes.
-pub const DEADLINE_MS: u64 = 8_000;
 
 /// After a failed registry refresh, GitHub is not asked again for this long: an outage costs one
 /// request per 30 s per isolate, not one per delivery.
@@ -251,7 +246,7 @@ impl<'a, P: Platform> Relay<'a, P> {
 
     /// What is left of the delivery's deadline.
     fn remaining_ms(&self) -> u64 {
-        (self.started_ms + DEADLINE_MS).saturating_sub(self.platform.now_ms())
+        deadline::remaining_ms(self.started_ms, self.platform.now_ms())
     }
 
     /// Sends a request bounded by what is left of the deadline.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::deadline::DEADLINE_MS;
 use crate::fake_world::{answer, answer_retry_after, World, API};
 use crate::fixtures::{fixture, push_json_touching};
 use crate::verify::sign;

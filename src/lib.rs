@@ -9,6 +9,7 @@
 pub mod app_auth;
 pub mod classify;
 pub mod config;
+pub mod deadline;
 pub mod dedup;
 pub mod delivery;
 pub mod dispatch;
