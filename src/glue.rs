@@ -443,6 +443,11 @@ impl Platform for WorkerPlatform<'_> {
         Delay::from(Duration::from_millis(ms)).await;
     }
 
+    /// WebCrypto, part of every Workers isolate (`scheduled::sign_rs256`).
+    async fn sign_rs256(&self, pkcs8_der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+        scheduled::sign_rs256(pkcs8_der, message).await
+    }
+
     /// WebCrypto's HMAC verify: the same contract as `verify::verify_digest` (any secret may match;
     /// the comparison is BoringSSL's constant-time one), checked against the same vectors in workerd.
     /// Should the runtime refuse the keys, the native comparison answers instead.
