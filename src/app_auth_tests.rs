@@ -11,6 +11,7 @@ use rsa::signature::Verifier;
 use serde_json::Value;
 
 use super::*;
+use crate::app_key::{der_length, parse_private_key, pkcs1_to_pkcs8};
 use crate::config::Config;
 use crate::delivery::{admit, Admitted, RegistryMemory, Relay, RequestHead};
 use crate::fake_world::{answer, test_key_pem, Answer, World, API};

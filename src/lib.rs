@@ -7,6 +7,7 @@
 //! `delivery` through the `platform` seam (GitHub, KV, clock).
 
 pub mod app_auth;
+pub mod app_key;
 pub mod classify;
 pub mod config;
 pub mod deadline;
