@@ -22,10 +22,11 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_log, event, Context, Delay, Env};
 
 use crate::config::Config;
-use crate::delivery::{admit, refuse, Admitted, IsolateMemory, KvWrite, Relay, Reply, RequestHead};
+use crate::delivery::{admit, refuse, Admitted, Relay, RequestHead};
+use crate::isolate::IsolateMemory;
 use crate::platform::{HttpRequest, HttpResponse, Platform, SendError};
 use crate::read;
-use crate::respond::{self, DeliveryFacts, Stop};
+use crate::respond::{self, DeliveryFacts, KvWrite, Reply, Stop};
 use crate::verify::{self, Digest, SignatureError, WebhookSecrets};
 
 // The cron trigger (the sweeper) and WebCrypto signing; a child module so it can use WorkerPlatform.
