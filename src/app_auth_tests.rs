@@ -11,10 +11,12 @@ use rsa::signature::Verifier;
 use serde_json::Value;
 
 use super::*;
+use crate::app_key::{der_length, parse_private_key, pkcs1_to_pkcs8};
 use crate::config::Config;
-use crate::delivery::{admit, Admitted, RegistryMemory, Relay, RequestHead};
+use crate::delivery::{admit, Admitted, Relay, RequestHead};
 use crate::fake_world::{answer, test_key_pem, Answer, World, API};
 use crate::fixtures::push_json_touching;
+use crate::isolate::RegistryMemory;
 
 const APP_ID: &str = "4242";
 const INSTALLATION_PATH: &str = "/repos/Studio/Central/installation";

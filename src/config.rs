@@ -1,9 +1,15 @@
 //! The worker's configuration, read once per request from secrets and vars (names in README.md).
+//!
+//! The settings types live here, next to their one reader, not with the stages that use them: the
+//! GitHub App's (`AppCredentials`, used by `app_auth`) and the sweeper's (`SweepConfig`, used by
+//! `sweep` and `scheduled`). So the configuration sits below every stage that reads it and names none
+//! of them.
 
-use crate::app_auth::AppCredentials;
+use upm_github::deliveries::RedeliveryPolicy;
+
+use crate::app_key::{parse_private_key, PrivateKey};
 use crate::filter::LoopGuard;
 use crate::model::RepoName;
-use crate::sweep::SweepConfig;
 use crate::verify::WebhookSecrets;
 
 pub const DEFAULT_GITHUB_API: &str = "https://api.github.com";
@@ -13,6 +19,8 @@ pub const DEFAULT_REGISTRY_TTL_SECONDS: u64 = 60;
 /// How old a registry copy may get while GitHub keeps failing before it is an alarm (log level
 /// `error`, `/health` status `stale`). It is still used: a day-old registry beats a lost delivery.
 pub const DEFAULT_REGISTRY_MAX_STALE_SECONDS: u64 = 24 * 60 * 60;
+/// Pages of the hook's deliveries the sweeper reads per run unless `SWEEP_MAX_PAGES` says otherwise.
+pub const DEFAULT_MAX_PAGES: u32 = 5;
 
 pub struct Config {
     pub secrets: WebhookSecrets,
@@ -141,6 +149,128 @@ impl Config {
             sweep: SweepConfig::from_lookup(&get),
             problems,
         }
+    }
+}
+
+/// The App settings: `GITHUB_APP_ID`, `GITHUB_APP_PRIVATE_KEY` and the optional
+/// `GITHUB_APP_INSTALLATION_ID` (else looked up from `DISPATCH_REPO`, or `GITHUB_ORG`, once per token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCredentials {
+    pub app_id: String,
+    pub private_key: PrivateKey,
+    pub installation_id: Option<u64>,
+}
+
+impl AppCredentials {
+    /// Reads the App settings; `Ok(None)` when no App is configured. Errors name the setting, never its
+    /// value.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let (app_id, pem) = match (get("GITHUB_APP_ID"), get("GITHUB_APP_PRIVATE_KEY")) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err("GITHUB_APP_ID is set without GITHUB_APP_PRIVATE_KEY".into())
+            }
+            (None, Some(_)) => {
+                return Err("GITHUB_APP_PRIVATE_KEY is set without GITHUB_APP_ID".into())
+            }
+            (Some(id), Some(pem)) => (id, pem),
+        };
+        // GitHub accepts the App's numeric id or its client id (`Iv1.…`) as the JWT issuer.
+        if app_id.len() > 64
+            || !app_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        {
+            return Err("GITHUB_APP_ID must be the App's id (digits) or client id".into());
+        }
+        let private_key = parse_private_key(&pem)
+            .map_err(|why| format!("GITHUB_APP_PRIVATE_KEY is not usable: {why}"))?;
+        let installation_id = match get("GITHUB_APP_INSTALLATION_ID") {
+            None => None,
+            Some(id) => Some(id.parse::<u64>().map_err(|_| {
+                "GITHUB_APP_INSTALLATION_ID must be a number (the installation's id)".to_string()
+            })?),
+        };
+        Ok(Some(AppCredentials {
+            app_id,
+            private_key,
+            installation_id,
+        }))
+    }
+}
+
+/// The sweeper's settings. `Off` unless both `GITHUB_ORG` and `HOOK_ID` are set; a bad value makes it
+/// `Invalid` (logged by each run) without failing any delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepConfig {
+    Off,
+    On(SweepSettings),
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSettings {
+    pub org: String,
+    pub hook_id: u64,
+    /// Pages of 100 deliveries read per run (`SWEEP_MAX_PAGES`).
+    pub max_pages: u32,
+    /// `SWEEP_MAX_PER_RUN` and `SWEEP_MAX_REDELIVERIES` (per delivery); the window margin is the
+    /// shared rule's.
+    pub policy: RedeliveryPolicy,
+}
+
+impl SweepConfig {
+    /// Reads the settings; errors name the setting, never its value.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> SweepConfig {
+        match Self::read(get) {
+            Ok(Some(settings)) => SweepConfig::On(settings),
+            Ok(None) => SweepConfig::Off,
+            Err(why) => SweepConfig::Invalid(why),
+        }
+    }
+
+    fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<SweepSettings>, String> {
+        let (org, hook_id) = match (get("GITHUB_ORG"), get("HOOK_ID")) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => return Err("GITHUB_ORG is set but HOOK_ID is not".into()),
+            (None, Some(_)) => return Err("HOOK_ID is set but GITHUB_ORG is not".into()),
+            (Some(org), Some(hook)) => (org, hook),
+        };
+        if org.is_empty()
+            || org.len() > 39
+            || !org.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err("GITHUB_ORG must be an organization login".into());
+        }
+        let hook_id = hook_id
+            .parse::<u64>()
+            .map_err(|_| "HOOK_ID must be the organization webhook's numeric id".to_string())?;
+        let defaults = RedeliveryPolicy::default();
+        let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| format!("{name} must be a whole number from 1 to {max}")),
+            }
+        };
+        Ok(Some(SweepSettings {
+            org,
+            hook_id,
+            max_pages: number("SWEEP_MAX_PAGES", DEFAULT_MAX_PAGES.into(), 50)? as u32,
+            policy: RedeliveryPolicy {
+                max_per_run: number("SWEEP_MAX_PER_RUN", defaults.max_per_run as u64, 100)?
+                    as usize,
+                max_redeliveries: number(
+                    "SWEEP_MAX_REDELIVERIES",
+                    defaults.max_redeliveries.into(),
+                    20,
+                )? as u32,
+                ..defaults
+            },
+        }))
     }
 }
 

@@ -13,7 +13,7 @@
 //!
 //! The records are written only after GitHub accepted the dispatch, so a delivery that failed can always
 //! be redelivered. They are written after the response is sent (`ctx.waitUntil`), which shortens every
-//! dispatched reply by a KV write; the isolate remembers the dispatch at once (`delivery::IsolateMemory`),
+//! dispatched reply by a KV write; the isolate remembers the dispatch at once (`isolate::IsolateMemory`),
 //! so a copy reaching the same isolate in between is still a duplicate. KV is eventually consistent
 //! across locations (up to about a minute), so two copies arriving at once in different places can both
 //! pass; the publisher skips versions already published, so that costs a workflow run, never a double

@@ -2,106 +2,25 @@
 //! only sequences them, does the I/O they ask for through the `Platform`, and collects what happened
 //! into one `Reply`.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::rc::Rc;
-
 use futures_util::future::join;
 use serde_json::json;
 
-use crate::app_auth;
 use crate::classify::{classify, Event, PushEvent};
 use crate::config::Config;
 use crate::dedup;
 use crate::dispatch::{self, after_attempt, ClientPayload, Next, RetryPolicy};
 use crate::filter::{self, Publish};
 use crate::github;
+use crate::health;
+use crate::isolate::{InFlight, IsolateMemory};
 use crate::model::RepoName;
-use crate::platform::{HttpRequest, Platform};
+use crate::outbound::Outbound;
+use crate::platform::Platform;
 use crate::read::{self, BodyKind, Route};
-use crate::registry::{self, CachedRegistry, Lookup, Registry};
-use crate::respond::{self, DeliveryFacts, Outcome, Stop};
+use crate::registry::{self, Lookup};
+use crate::registry_tiers::RegistryTiers;
+use crate::respond::{self, finish, DeliveryFacts, KvWrite, Notes, Outcome, Reply, Stop};
 use crate::verify::{parse_signature, Digest, SignatureError};
-
-/// Every delivery is answered within this long of its request's start: GitHub records a delivery
-/// as failed when it has no answer after 10 s ("Handling failed webhook deliveries" in GitHub's docs),
-/// and a runtime may cancel a request GitHub has abandoned, after the dispatch went out but before the
-/// dedup record is written. Every outbound request is aborted when the deadline passes.
-pub const DEADLINE_MS: u64 = 8_000;
-
-/// After a failed registry refresh, GitHub is not asked again for this long: an outage costs one
-/// request per 30 s per isolate, not one per delivery.
-pub const REFRESH_FAILURE_HOLD_MS: u64 = 30_000;
-
-/// How many dispatched delivery ids and pushes an isolate remembers (a few hundred KB at most): enough
-/// to cover the time until the KV records written after the response are readable.
-const RECENT_DISPATCHES: usize = 1_000;
-
-/// What an isolate keeps between requests: it runs one thread and serves many requests, and is
-/// empty after every cold start.
-#[derive(Debug, Default)]
-pub struct IsolateMemory {
-    /// The registry's first and cheapest tier.
-    pub registry: RefCell<Option<CachedRegistry>>,
-    /// The last failed refresh, while it holds (`REFRESH_FAILURE_HOLD_MS`).
-    pub registry_failure: RefCell<Option<RegistryFailure>>,
-    /// Dedup keys (`dedup::key`, `dedup::push_key`) of deliveries being dispatched right now.
-    pub in_flight: RefCell<HashSet<String>>,
-    /// Dedup keys of deliveries this isolate dispatched lately, with their records.
-    pub recent: RefCell<RecentDispatches>,
-}
-
-/// Dedup keys with their records, looked up by key and forgotten oldest first. Every publishing
-/// delivery looks up two keys; scanning a full list of `RECENT_DISPATCHES` entries for them took about
-/// 0.1 ms per delivery in wasm (measured in workerd), as much as all of its parsing and filtering.
-#[derive(Debug, Default)]
-pub struct RecentDispatches {
-    records: HashMap<String, Rc<str>>,
-    order: VecDeque<String>,
-}
-
-impl RecentDispatches {
-    /// The record remembered under the first of `keys` that has one.
-    pub fn record_for(&self, keys: &[String]) -> Option<Rc<str>> {
-        keys.iter().find_map(|key| self.records.get(key).cloned())
-    }
-
-    /// Remembers `record` under every key, forgetting the oldest keys beyond `RECENT_DISPATCHES`.
-    pub fn remember(&mut self, keys: &[String], record: &str) {
-        let record: Rc<str> = Rc::from(record);
-        for key in keys {
-            if self.records.insert(key.clone(), record.clone()).is_none() {
-                self.order.push_back(key.clone());
-            }
-        }
-        while self.order.len() > RECENT_DISPATCHES {
-            if let Some(oldest) = self.order.pop_front() {
-                self.records.remove(&oldest);
-            }
-        }
-    }
-
-    /// How many keys are remembered (the tests check the bound).
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.order.len()
-    }
-}
-
-/// Kept under its old name: the memory started as the registry's tier only.
-pub type RegistryMemory = IsolateMemory;
-
-/// Why the registry could not be read from GitHub.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryFailure {
-    pub at_ms: u64,
-    /// Safe for a response body.
-    pub public: String,
-    /// For the log line's notes (may carry the runtime's text).
-    pub detail: String,
-    /// 401/403/404 or an invalid file: someone must change a setting or the file; retrying will not help.
-    pub configuration: bool,
-}
 
 /// The parts of the request the stages read, converted from the runtime's types by the glue.
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,25 +46,6 @@ pub enum Admitted {
         /// The declared `Content-Length`, to size the body buffer once.
         length: Option<u64>,
     },
-}
-
-/// A KV write to make after the response is sent (`ctx.waitUntil` in the worker).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KvWrite {
-    pub key: String,
-    pub value: String,
-    pub ttl_seconds: Option<u64>,
-}
-
-/// The response, and the log line for `wrangler tail` (none for health checks, which monitors poll).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: String,
-    pub log: Option<String>,
-    /// Writes that need not delay the response.
-    pub after_response: Vec<KvWrite>,
 }
 
 /// Route, content type, declared length and the signature header: everything that can be refused
@@ -180,60 +80,17 @@ fn facts_from_head(head: &RequestHead) -> DeliveryFacts {
     }
 }
 
-/// What the operator should know about a delivery beyond its outcome; `alarm` makes the line `error`.
-#[derive(Debug, Default)]
-pub struct Notes {
-    pub lines: Vec<String>,
-    pub alarm: bool,
-}
-
-impl Notes {
-    fn push(&mut self, line: impl Into<String>) {
-        self.lines.push(line.into());
-    }
-}
-
-fn finish(stop: Stop, facts: DeliveryFacts, elapsed_ms: u64, notes: &Notes) -> Reply {
-    Reply {
-        status: stop.status,
-        body: respond::response_body(&stop, &facts),
-        log: Some(respond::log_line(
-            &stop,
-            &facts,
-            elapsed_ms,
-            &notes.lines,
-            notes.alarm,
-        )),
-        headers: stop.headers,
-        after_response: Vec::new(),
-    }
-}
-
-/// One delivery's worth of context: configuration, the runtime, and the isolate's memory.
+/// One delivery's worth of context: configuration, the runtime, and the isolate's memory. The
+/// registry's tiers (`registry_tiers`), the deadline-bound requests and deferred writes (`outbound`)
+/// and `/health` (`health`) are modules of their own; the relay sequences the stages and owns the
+/// dedup checks and the dispatch's retries.
 pub struct Relay<'a, P> {
     pub config: &'a Config,
     pub platform: &'a P,
     pub memory: &'a IsolateMemory,
     pub retry: RetryPolicy,
-    /// When the request started (the deadline counts from here).
-    pub started_ms: u64,
-    /// KV writes that need not delay the response (`Reply::after_response`).
-    deferred: RefCell<Vec<KvWrite>>,
-}
-
-/// Removes a delivery's keys from the in-flight set however the delivery ends.
-struct InFlight<'a> {
-    memory: &'a IsolateMemory,
-    keys: [String; 2],
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        let mut in_flight = self.memory.in_flight.borrow_mut();
-        for key in &self.keys {
-            in_flight.remove(key);
-        }
-    }
+    /// The delivery's GitHub requests under its deadline, and its KV writes for after the response.
+    outbound: Outbound<'a, P>,
 }
 
 impl<'a, P: Platform> Relay<'a, P> {
@@ -244,27 +101,16 @@ impl<'a, P: Platform> Relay<'a, P> {
             platform,
             memory,
             retry: RetryPolicy::default(),
-            started_ms: platform.now_ms(),
-            deferred: RefCell::default(),
+            outbound: Outbound::new(config, platform),
         }
     }
 
-    /// What is left of the delivery's deadline.
-    fn remaining_ms(&self) -> u64 {
-        (self.started_ms + DEADLINE_MS).saturating_sub(self.platform.now_ms())
-    }
-
-    /// Sends a request bounded by what is left of the deadline.
-    async fn send(
-        &self,
-        mut request: HttpRequest,
-    ) -> Result<crate::platform::HttpResponse, crate::platform::SendError> {
-        let remaining = self.remaining_ms();
-        if remaining == 0 {
-            return Err(crate::platform::SendError::TimedOut { after_ms: 0 });
+    /// The registry's tiers as this delivery sees them.
+    fn registry_tiers(&self) -> RegistryTiers<'_, P> {
+        RegistryTiers {
+            outbound: &self.outbound,
+            memory: self.memory,
         }
-        request.timeout_ms = remaining;
-        app_auth::send_authorized(self.config, self.platform, request).await
     }
 
     /// Handles an admitted webhook delivery whose body has been read.
@@ -285,9 +131,12 @@ impl<'a, P: Platform> Relay<'a, P> {
         };
         // In Workers the clock only moves across I/O, so this measures the time spent waiting on KV and
         // GitHub (and reading the body), which is what dominates a delivery.
-        let elapsed = self.platform.now_ms().saturating_sub(self.started_ms);
+        let elapsed = self
+            .platform
+            .now_ms()
+            .saturating_sub(self.outbound.started_ms);
         let mut reply = finish(stop, facts, elapsed, &notes);
-        reply.after_response = self.deferred.take();
+        reply.after_response = self.outbound.take_deferred();
         reply
     }
 
@@ -341,7 +190,11 @@ impl<'a, P: Platform> Relay<'a, P> {
         facts.commit_sha = Some(read::truncate_for_message(&push.after));
 
         if registry::push_touches_registry(&push, central, &self.config.registry_path) {
-            match self.fetch_registry(central, Some(&push.after)).await {
+            match self
+                .registry_tiers()
+                .fetch(central, Some(&push.after))
+                .await
+            {
                 Ok(_) => notes.push("registry: refreshed because this push changed it"),
                 Err(failure) => notes.push(format!(
                     "registry: refresh after an edit failed: {}",
@@ -366,11 +219,11 @@ impl<'a, P: Platform> Relay<'a, P> {
             .as_ref()
             .is_some_and(|c| c.is_fresh(now, self.config.registry_ttl_ms));
         let (registry, early_records) = if registry_in_memory {
-            (self.registry(central, notes).await, None)
+            (self.registry_tiers().read(central, notes).await, None)
         } else {
             let mut registry_notes = Notes::default();
             let (registry, records) = join(
-                self.registry(central, &mut registry_notes),
+                self.registry_tiers().read(central, &mut registry_notes),
                 self.read_push_record(&keys[1]),
             )
             .await;
@@ -411,7 +264,7 @@ impl<'a, P: Platform> Relay<'a, P> {
             // delivery id, which is all the sweeper knows of a delivery GitHub lists as failed: one that
             // was dispatched but whose answer was lost must not be redelivered. Both after the response.
             for key in &keys {
-                self.deferred.borrow_mut().push(KvWrite {
+                self.outbound.defer(KvWrite {
                     key: key.clone(),
                     value: record.clone(),
                     ttl_seconds: Some(dedup::TTL_SECONDS),
@@ -428,22 +281,11 @@ impl<'a, P: Platform> Relay<'a, P> {
         if let Some(record) = remembered {
             return Err(self.duplicate(&record, delivery));
         }
-        if keys
-            .iter()
-            .any(|key| self.memory.in_flight.borrow().contains(key))
-        {
-            return Err(Stop::in_flight(
+        self.memory.claim_in_flight(keys).ok_or_else(|| {
+            Stop::in_flight(
                 "this delivery or push is being dispatched by a request still in flight; \
                  answered non-2xx so it stays redeliverable should that one fail",
-            ));
-        }
-        self.memory
-            .in_flight
-            .borrow_mut()
-            .extend(keys.iter().cloned());
-        Ok(InFlight {
-            memory: self.memory,
-            keys: keys.clone(),
+            )
         })
     }
 
@@ -510,11 +352,11 @@ impl<'a, P: Platform> Relay<'a, P> {
         let mut attempt = 1;
         loop {
             let request = github::dispatch_request(self.config, central, body.clone());
-            let result = self.send(request).await;
+            let result = self.outbound.send(request).await;
             if let Err(error) = &result {
                 notes.push(format!("dispatch attempt {attempt}: {}", error.detail()));
             }
-            match after_attempt(attempt, &result, self.remaining_ms(), self.retry) {
+            match after_attempt(attempt, &result, self.outbound.remaining_ms(), self.retry) {
                 Next::Done => {
                     facts.attempts = Some(attempt);
                     let record = dedup::Record::new(&payload, self.platform.now_ms()).to_kv();
@@ -540,215 +382,15 @@ impl<'a, P: Platform> Relay<'a, P> {
         }
     }
 
-    /// The registry through its tiers (module docs of `registry`): memory, KV, GitHub; a stale copy
-    /// when GitHub fails, and no second request to GitHub within 30 s of a failed one.
-    async fn registry(&self, central: &RepoName, notes: &mut Notes) -> Result<Registry, Stop> {
-        let now = self.platform.now_ms();
-        let ttl = self.config.registry_ttl_ms;
-        // The common case, a fresh copy in memory, clones the registry once (not the cached copy too).
-        if let Some(copy) = self.memory.registry.borrow().as_ref() {
-            if copy.is_fresh(now, ttl) {
-                return Ok(copy.registry.clone());
-            }
-        }
-        let in_memory = self.memory.registry.borrow().clone();
-        let in_kv = match self.platform.kv_get(&self.registry_key(central)).await {
-            Ok(Some(value)) => CachedRegistry::from_kv(&value)
-                .map_err(|why| notes.push(format!("registry: KV copy unreadable: {why}")))
-                .ok(),
-            Ok(None) => None,
-            Err(why) => {
-                notes.push(format!("registry: KV read failed: {why}"));
-                None
-            }
-        };
-        let best = registry::newest(in_memory, in_kv);
-        if let Some(copy) = best.as_ref().filter(|c| c.is_fresh(now, ttl)) {
-            *self.memory.registry.borrow_mut() = Some(copy.clone());
-            return Ok(copy.registry.clone());
-        }
-        let held = self
-            .memory
-            .registry_failure
-            .borrow()
-            .clone()
-            .filter(|f| now.saturating_sub(f.at_ms) < REFRESH_FAILURE_HOLD_MS);
-        let failure = match held {
-            Some(failure) => {
-                notes.push(format!(
-                    "registry: not asking GitHub again within {} s of a failed refresh",
-                    REFRESH_FAILURE_HOLD_MS / 1000
-                ));
-                failure
-            }
-            None => match self.fetch_registry(central, None).await {
-                Ok(fresh) => return Ok(fresh.registry),
-                Err(failure) => failure,
-            },
-        };
-        notes.push(format!("registry: {}", failure.detail));
-        if failure.configuration {
-            notes.alarm = true;
-        }
-        match best {
-            Some(stale) => {
-                let age_ms = stale.age_ms(now);
-                notes.push(format!(
-                    "registry: using the copy from {} s ago",
-                    age_ms / 1000
-                ));
-                if age_ms > self.config.registry_max_stale_ms {
-                    notes.alarm = true;
-                    notes.push(format!(
-                        "registry: the copy is older than REGISTRY_MAX_STALE_SECONDS ({} s)",
-                        self.config.registry_max_stale_ms / 1000
-                    ));
-                }
-                let registry = stale.registry.clone();
-                *self.memory.registry.borrow_mut() = Some(stale);
-                Ok(registry)
-            }
-            None if failure.configuration => Err(Stop::misconfigured(format!(
-                "worker is not configured: {}",
-                failure.public
-            ))),
-            None => Err(Stop::upstream_failed(format!(
-                "registry unavailable and no cached copy: {}",
-                failure.public
-            ))),
-        }
-    }
-
-    /// Reads the registry file from GitHub (as of `at_commit` if given) and stores it in KV and memory;
-    /// a failure is remembered for `REFRESH_FAILURE_HOLD_MS`.
-    async fn fetch_registry(
-        &self,
-        central: &RepoName,
-        at_commit: Option<&str>,
-    ) -> Result<CachedRegistry, RegistryFailure> {
-        let result = self.try_fetch_registry(central, at_commit).await;
-        match &result {
-            Ok(copy) => {
-                *self.memory.registry.borrow_mut() = Some(copy.clone());
-                *self.memory.registry_failure.borrow_mut() = None;
-            }
-            Err(failure) => *self.memory.registry_failure.borrow_mut() = Some(failure.clone()),
-        }
-        result
-    }
-
-    async fn try_fetch_registry(
-        &self,
-        central: &RepoName,
-        at_commit: Option<&str>,
-    ) -> Result<CachedRegistry, RegistryFailure> {
-        let path = &self.config.registry_path;
-        let failure = |public: String, detail: String, configuration: bool| RegistryFailure {
-            at_ms: self.platform.now_ms(),
-            public,
-            detail,
-            configuration,
-        };
-        let request = github::registry_file_request(self.config, central, at_commit);
-        let response = self.send(request).await.map_err(|error| {
-            failure(
-                format!("reading {path} from {central}: {}", error.public()),
-                format!("reading {path} from {central}: {}", error.detail()),
-                false,
-            )
-        })?;
-        if response.status != 200 {
-            let why = format!(
-                "reading {path} from {central}: GitHub answered {}: {}",
-                response.status,
-                github::error_message(&response.body)
-            );
-            // Not an outage: the repository, the path or the token's access is wrong.
-            let configuration = matches!(response.status, 401 | 403 | 404);
-            let why = if configuration {
-                format!("{why} (check DISPATCH_REPO, REGISTRY_PATH and the token's access)")
-            } else {
-                why
-            };
-            return Err(failure(why.clone(), why, configuration));
-        }
-        let registry = Registry::parse(&response.body).map_err(|why| {
-            let why = format!("{path} in {central} is invalid: {why}");
-            failure(why.clone(), why, true)
-        })?;
-        let fetched_at_ms = self.platform.now_ms();
-        // For other isolates, after the response: a failed or late KV write costs only a later
-        // GitHub request.
-        self.deferred.borrow_mut().push(KvWrite {
-            key: self.registry_key(central),
-            value: CachedRegistry::to_kv(&response.body, fetched_at_ms),
-            ttl_seconds: None,
-        });
-        Ok(CachedRegistry {
-            fetched_at_ms,
-            registry,
-        })
-    }
-
-    fn registry_key(&self, central: &RepoName) -> String {
-        registry::kv_key(central, &self.config.registry_path)
-    }
-
-    /// `GET /health`, answered from the isolate's memory (no KV read, no GitHub request). Anyone learns
-    /// `status` and `version`; the details need `Authorization: Bearer <HEALTH_TOKEN>`.
+    /// `GET /health`, answered from the isolate's memory (`health`).
     pub fn health(&self, authorization: Option<&str>) -> Reply {
-        let now = self.platform.now_ms();
-        let copy = self.memory.registry.borrow().clone();
-        let failure = self.memory.registry_failure.borrow().clone();
-        let stale = copy
-            .as_ref()
-            .is_some_and(|c| c.age_ms(now) > self.config.registry_max_stale_ms);
-        let status = if !self.config.problems.is_empty() {
-            "misconfigured"
-        } else if stale {
-            "stale"
-        } else {
-            "ok"
-        };
-        let body = if health_authorized(self.config.health_token.as_deref(), authorization) {
-            json!({
-                "status": status,
-                "service": "upm-relay",
-                "version": env!("CARGO_PKG_VERSION"),
-                "dispatch_repo": self.config.dispatch_repo.as_ref().map(RepoName::as_str),
-                "dry_run": self.config.dry_run,
-                "registry": copy.map(|copy| json!({
-                    "entries": copy.registry.len(),
-                    "age_seconds": copy.age_ms(now) / 1000,
-                    "tier": "memory",
-                })),
-                "registry_error": failure.map(|f| f.public),
-                "problems": self.config.problems,
-            })
-        } else {
-            json!({ "status": status, "version": env!("CARGO_PKG_VERSION") })
-        };
-        Reply {
-            status: 200,
-            // Monitors and proxies must not serve an old answer.
-            headers: vec![("Cache-Control", "no-store".to_string())],
-            body: body.to_string(),
-            log: None,
-            after_response: Vec::new(),
-        }
+        health::reply(
+            self.config,
+            self.memory,
+            self.platform.now_ms(),
+            authorization,
+        )
     }
-}
-
-/// `Authorization: Bearer <token>` against HEALTH_TOKEN, compared in constant time.
-fn health_authorized(token: Option<&str>, authorization: Option<&str>) -> bool {
-    let (Some(token), Some(presented)) = (token, authorization) else {
-        return false;
-    };
-    let Some(presented) = presented.trim().strip_prefix("Bearer ") else {
-        return false;
-    };
-    let (a, b) = (token.as_bytes(), presented.trim().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn dispatched(reason: String) -> Stop {

@@ -5,8 +5,12 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::deadline::DEADLINE_MS;
 use crate::fake_world::{answer, answer_retry_after, World, API};
 use crate::fixtures::{fixture, push_json_touching};
+use crate::isolate::{RecentDispatches, RegistryMemory, RECENT_DISPATCHES};
+use crate::registry::CachedRegistry;
+use crate::registry_tiers::REFRESH_FAILURE_HOLD_MS;
 use crate::verify::sign;
 
 const SECRET: &str = "It's a Secret to Everybody";

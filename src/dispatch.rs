@@ -129,7 +129,7 @@ pub fn truncate(text: &str, limit: usize) -> String {
     format!("{}{TRUNCATION_NOTE}", &text[..end])
 }
 
-/// How hard we try. Every attempt runs inside the delivery's one deadline (`delivery::DEADLINE_MS`,
+/// How hard we try. Every attempt runs inside the delivery's one deadline (`deadline::DEADLINE_MS`,
 /// counted from the request's start, well before GitHub's 10 s delivery timeout), so the retries are
 /// bounded by what is left of it rather than by a budget of their own.
 #[derive(Debug, Clone, Copy)]

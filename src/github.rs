@@ -3,6 +3,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::config::Config;
+use crate::deadline::DEADLINE_MS;
 use crate::model::RepoName;
 use crate::platform::HttpRequest;
 
@@ -42,8 +43,8 @@ pub(crate) fn request(
         headers,
         body,
         // Never unbounded: at most one delivery's deadline. A delivery narrows it to what is left of its
-        // own (`Relay::send`); any other caller gets this bound unless it sets its own.
-        timeout_ms: crate::delivery::DEADLINE_MS,
+        // own (`Outbound::send`); any other caller gets this bound unless it sets its own.
+        timeout_ms: DEADLINE_MS,
     }
 }
 
@@ -142,7 +143,7 @@ mod tests {
         assert_eq!(header("Authorization"), Some("Bearer t0ken"));
         assert_eq!(
             req.timeout_ms,
-            crate::delivery::DEADLINE_MS,
+            crate::deadline::DEADLINE_MS,
             "never without a timeout"
         );
         assert!(header("User-Agent").unwrap().starts_with("upm-relay/"));

@@ -22,10 +22,11 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::{console_log, event, Context, Delay, Env};
 
 use crate::config::Config;
-use crate::delivery::{admit, refuse, Admitted, IsolateMemory, KvWrite, Relay, Reply, RequestHead};
+use crate::delivery::{admit, refuse, Admitted, Relay, RequestHead};
+use crate::isolate::IsolateMemory;
 use crate::platform::{HttpRequest, HttpResponse, Platform, SendError};
 use crate::read;
-use crate::respond::{self, DeliveryFacts, Stop};
+use crate::respond::{self, DeliveryFacts, KvWrite, Reply, Stop};
 use crate::verify::{self, Digest, SignatureError, WebhookSecrets};
 
 // The cron trigger (the sweeper) and WebCrypto signing; a child module so it can use WorkerPlatform.
@@ -441,6 +442,11 @@ impl Platform for WorkerPlatform<'_> {
 
     async fn sleep(&self, ms: u64) {
         Delay::from(Duration::from_millis(ms)).await;
+    }
+
+    /// WebCrypto, part of every Workers isolate (`scheduled::sign_rs256`).
+    async fn sign_rs256(&self, pkcs8_der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+        scheduled::sign_rs256(pkcs8_der, message).await
     }
 
     /// WebCrypto's HMAC verify: the same contract as `verify::verify_digest` (any secret may match;

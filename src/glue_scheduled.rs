@@ -38,8 +38,8 @@ async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 }
 
 /// RS256 with the runtime's WebCrypto: `importKey("pkcs8", …, RSASSA-PKCS1-v1_5 / SHA-256)` then
-/// `sign`. Errors describe the step, never the key.
-pub(crate) async fn sign_rs256(pkcs8_der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
+/// `sign`, for `WorkerPlatform`'s `Platform::sign_rs256`. Errors describe the step, never the key.
+pub(super) async fn sign_rs256(pkcs8_der: &[u8], message: &[u8]) -> Result<Vec<u8>, String> {
     let describe = |step: &str| {
         let step = step.to_string();
         // DOMException and Error both carry `message`.

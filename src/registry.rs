@@ -3,7 +3,8 @@
 //! The registry is `config/repositories.json` in the central repository. It is read through three tiers:
 //! the isolate's memory, Workers KV, and GitHub's contents API. A copy younger than the TTL is used as it
 //! is; an older one is refreshed from GitHub, and if GitHub fails the older copy is used anyway, because
-//! a registry that changes a few times a month is better stale than a delivery lost to an outage.
+//! a registry that changes a few times a month is better stale than a delivery lost to an outage. This
+//! module decides (parsing, lookup, freshness, which copy is newer); `registry_tiers` does the reading.
 
 use std::collections::HashMap;
 

@@ -202,6 +202,56 @@ pub fn log_line(
     .expect("the log line serialises")
 }
 
+/// A KV write to make after the response is sent (`ctx.waitUntil` in the worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvWrite {
+    pub key: String,
+    pub value: String,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// The response, and the log line for `wrangler tail` (none for health checks, which monitors poll).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub log: Option<String>,
+    /// Writes that need not delay the response.
+    pub after_response: Vec<KvWrite>,
+}
+
+/// What the operator should know about a delivery beyond its outcome; `alarm` makes the line `error`.
+#[derive(Debug, Default)]
+pub struct Notes {
+    pub lines: Vec<String>,
+    pub alarm: bool,
+}
+
+impl Notes {
+    pub fn push(&mut self, line: impl Into<String>) {
+        self.lines.push(line.into());
+    }
+}
+
+/// The reply to a request that ended in `stop`: its body, its log line, and no writes yet (the
+/// delivery adds those it deferred).
+pub fn finish(stop: Stop, facts: DeliveryFacts, elapsed_ms: u64, notes: &Notes) -> Reply {
+    Reply {
+        status: stop.status,
+        body: response_body(&stop, &facts),
+        log: Some(log_line(
+            &stop,
+            &facts,
+            elapsed_ms,
+            &notes.lines,
+            notes.alarm,
+        )),
+        headers: stop.headers,
+        after_response: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

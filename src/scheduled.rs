@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use upm_github::deliveries::{plan_redeliveries, HookDelivery, RedeliveryPolicy, Skip};
 
 use crate::app_auth::{send_authorized, send_authorized_for_page};
-use crate::config::Config;
+use crate::config::{Config, SweepConfig, SweepSettings};
 use crate::dedup;
 use crate::github;
 use crate::platform::{HttpResponse, Platform};
 use crate::sweep::{
-    self, answer_retryable, redelivery_answer, verdict, RedeliveryAnswer, SweepConfig, SweepRecord,
-    SweepReport, SweepSettings, Verdict,
+    self, answer_retryable, redelivery_answer, verdict, RedeliveryAnswer, SweepRecord, SweepReport,
+    Verdict,
 };
 
 /// Per-delivery notes in the log line are capped so one line stays readable in `wrangler tail`.

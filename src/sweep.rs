@@ -13,14 +13,17 @@
 //!   alone can undercount), and remembering a delivery the worker refused for good: a 502 whose body says
 //!   `"retryable": false` (GitHub itself refused the dispatch request, which would fail again).
 //!
-//! `scheduled` sequences these decisions through the `Platform`.
+//! `scheduled` sequences these decisions through the `Platform`. The sweeper's settings
+//! (`SweepConfig`: `GITHUB_ORG`, `HOOK_ID`, the caps) are read with the rest of the configuration, in
+//! `config`; here are only the requests they address.
 
 use serde::{Deserialize, Serialize};
 use upm_github::deliveries::{HookDelivery, RedeliveryPolicy, REDELIVERY_WINDOW_SECS};
 
+use crate::config::SweepSettings;
+
 /// GitHub's largest page for the deliveries listing.
 pub const PAGE_SIZE: u32 = 100;
-pub const DEFAULT_MAX_PAGES: u32 = 5;
 /// The sweeper spaces its own redeliveries of one delivery: at least this long after the first, then
 /// twice as long after each further one (9, 18, 36 … minutes). Just under the 10-minute cron, so the next
 /// tick may redeliver again, while a few attempts still span an outage of an hour rather than three
@@ -29,81 +32,8 @@ pub const REDELIVERY_SPACING_MS: u64 = 9 * 60 * 1000;
 /// The per-delivery record outlives GitHub's 3-day redelivery window, like the dispatch record.
 pub const RECORD_TTL_SECONDS: u64 = crate::dedup::TTL_SECONDS;
 
-/// The sweeper's settings. `Off` unless both `GITHUB_ORG` and `HOOK_ID` are set; a bad value makes it
-/// `Invalid` (logged by each run) without failing any delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SweepConfig {
-    Off,
-    On(SweepSettings),
-    Invalid(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SweepSettings {
-    pub org: String,
-    pub hook_id: u64,
-    /// Pages of 100 deliveries read per run (`SWEEP_MAX_PAGES`).
-    pub max_pages: u32,
-    /// `SWEEP_MAX_PER_RUN` and `SWEEP_MAX_REDELIVERIES` (per delivery); the window margin is the
-    /// shared rule's.
-    pub policy: RedeliveryPolicy,
-}
-
-impl SweepConfig {
-    /// Reads the settings; errors name the setting, never its value.
-    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> SweepConfig {
-        match Self::read(get) {
-            Ok(Some(settings)) => SweepConfig::On(settings),
-            Ok(None) => SweepConfig::Off,
-            Err(why) => SweepConfig::Invalid(why),
-        }
-    }
-
-    fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<SweepSettings>, String> {
-        let (org, hook_id) = match (get("GITHUB_ORG"), get("HOOK_ID")) {
-            (None, None) => return Ok(None),
-            (Some(_), None) => return Err("GITHUB_ORG is set but HOOK_ID is not".into()),
-            (None, Some(_)) => return Err("HOOK_ID is set but GITHUB_ORG is not".into()),
-            (Some(org), Some(hook)) => (org, hook),
-        };
-        if org.is_empty()
-            || org.len() > 39
-            || !org.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err("GITHUB_ORG must be an organization login".into());
-        }
-        let hook_id = hook_id
-            .parse::<u64>()
-            .map_err(|_| "HOOK_ID must be the organization webhook's numeric id".to_string())?;
-        let defaults = RedeliveryPolicy::default();
-        let number = |name: &str, default: u64, max: u64| -> Result<u64, String> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| format!("{name} must be a whole number from 1 to {max}")),
-            }
-        };
-        Ok(Some(SweepSettings {
-            org,
-            hook_id,
-            max_pages: number("SWEEP_MAX_PAGES", DEFAULT_MAX_PAGES.into(), 50)? as u32,
-            policy: RedeliveryPolicy {
-                max_per_run: number("SWEEP_MAX_PER_RUN", defaults.max_per_run as u64, 100)?
-                    as usize,
-                max_redeliveries: number(
-                    "SWEEP_MAX_REDELIVERIES",
-                    defaults.max_redeliveries.into(),
-                    20,
-                )? as u32,
-                ..defaults
-            },
-        }))
-    }
-}
-
+// The settings type is the configuration's (config.rs); which GitHub paths the sweeper builds from it
+// is the sweeper's business, so these methods stay here.
 impl SweepSettings {
     fn hook_path(&self) -> String {
         format!("/orgs/{}/hooks/{}/deliveries", self.org, self.hook_id)
@@ -332,6 +262,7 @@ impl SweepReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SweepConfig;
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> SweepConfig {
