@@ -179,9 +179,7 @@ fn inspect_files(
 ) -> Vec<Ready> {
     let inspected = map_concurrent(&candidates, settings.jobs, |(_, package)| {
         let files = pack::select_files(&package.dir, &package.manifest)?;
-        let findings = assets::check(&files, &package.manifest, |rel| {
-            std::fs::read_to_string(package.dir.join(rel)).map_err(|e| e.to_string())
-        });
+        let findings = assets::check(&files, &package.manifest, &assets::OnDisk(&package.dir));
         Ok::<_, String>((files, findings))
     });
     let mut ready = Vec::new();
