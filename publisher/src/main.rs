@@ -6,6 +6,7 @@ mod changelog;
 mod checkout;
 mod discover;
 mod git;
+mod guid_index;
 mod job;
 mod model;
 mod notify;
@@ -19,6 +20,7 @@ mod summary;
 mod sweep;
 mod validate;
 mod verify;
+mod visible;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -155,6 +157,11 @@ struct PublishArgs {
     /// Timeout of one HTTP request, in seconds.
     #[arg(long, env = "UPM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
     timeout: u64,
+
+    /// Keep the studio-wide GUID index (the GUIDs of every package on the registry, by name@version)
+    /// in this file between runs, so an unchanged package is never read again.
+    #[arg(long, env = "UPM_GUID_CACHE", value_name = "FILE")]
+    guid_cache: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -265,6 +272,7 @@ fn publish(args: PublishArgs) -> ExitCode {
                 registry: &registry,
                 jobs: usize::from(args.jobs),
                 dry_run: args.dry_run,
+                guid_cache: args.guid_cache.as_deref(),
             };
             run::run(&workspace.root, &request, &settings)
         }

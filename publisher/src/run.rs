@@ -9,12 +9,14 @@ use std::sync::Mutex;
 use crate::assets;
 use crate::changelog;
 use crate::discover::{self, Candidate, Request};
+use crate::guid_index;
 use crate::model::{Failed, Outcome, Package, PackageName, Problem, Skipped, Stage};
 use crate::order;
 use crate::pack;
 use crate::publish;
 use crate::registry::Registry;
 use crate::validate::{self, Validated};
+use crate::visible;
 
 /// Uploads are big and the registry serialises writes per package anyway: a few at a time is plenty.
 const MAX_CONCURRENT_PUBLISHES: usize = 4;
@@ -23,6 +25,8 @@ pub struct Settings<'a> {
     pub registry: &'a Registry,
     pub jobs: usize,
     pub dry_run: bool,
+    /// Where the studio-wide GUID index is kept between runs (`guid_index`); `None`: read it all.
+    pub guid_cache: Option<&'a Path>,
 }
 
 /// `f` over `items` on up to `jobs` threads, results in input order.
@@ -150,6 +154,7 @@ pub fn run(root: &Path, request: &Request, settings: &Settings) -> Vec<Outcome> 
         settings,
         &mut slots,
     );
+    let ready = check_registry_guids(ready, settings, &mut slots);
     let ready = check_dependencies(ready, settings, &mut slots);
     publish_in_order(root, ready, settings, &mut slots);
     slots.into_iter().flatten().collect()
@@ -226,6 +231,55 @@ fn inspect_files(
                 Failed::with_problems(&r.package, Stage::Validate, problems.clone()),
             ),
             None => kept.push(r),
+        }
+    }
+    kept
+}
+
+/// Each package's GUIDs against the latest version of every other package on the registry
+/// (`guid_index`). When the index cannot be built, the packages fail: publishing unchecked could ship
+/// a clash that no later run can take back.
+fn check_registry_guids(
+    ready: Vec<Ready>,
+    settings: &Settings,
+    slots: &mut [Option<Outcome>],
+) -> Vec<Ready> {
+    if ready.is_empty() {
+        return ready;
+    }
+    let (index, cost) =
+        match guid_index::build(settings.registry, settings.guid_cache, settings.jobs) {
+            Ok(built) => built,
+            Err(e) => {
+                for r in ready {
+                    fail(
+                        slots,
+                        r.slot,
+                        Failed::of(
+                            &r.package,
+                            Stage::Registry,
+                            format!("cannot check its GUIDs against the registry's packages: {e}"),
+                        ),
+                    );
+                }
+                return Vec::new();
+            }
+        };
+    progress(format!(
+        "GUID index: {} package(s) on the registry, {} read, {} cached; {} request(s) in {} ms",
+        cost.listed, cost.read, cost.cached, cost.requests, cost.millis
+    ));
+    let mut kept = Vec::new();
+    for r in ready {
+        let problems = guid_index::clashes(r.package.name.as_str(), &r.guids, &index);
+        if problems.is_empty() {
+            kept.push(r);
+        } else {
+            fail(
+                slots,
+                r.slot,
+                Failed::with_problems(&r.package, Stage::Validate, problems),
+            );
         }
     }
     kept
@@ -414,14 +468,27 @@ fn publish_ready(
     );
     match attempt.outcome {
         Outcome::Published(mut published) => {
+            // The version is on the registry whatever comes next: its changelog belongs in the
+            // repository.
             published.changelog =
                 changelog_for(root, package, attempt.previous.as_ref(), settings.dry_run);
             progress(format!(
-                "published {} (dist-tag {}, shasum {})",
+                "stored {} (dist-tag {}, shasum {}); checking what Unity sees",
                 package.id(),
                 published.dist_tag.as_deref().unwrap_or("none"),
                 published.shasum
             ));
+            let latest = published.dist_tag.as_deref() == Some("latest");
+            if let Err(e) = visible::check(settings.registry, package, latest) {
+                let failed = Failed::of(
+                    package,
+                    Stage::Visible,
+                    format!("stored, but not visible to Unity: {e}"),
+                );
+                report_failure(&failed);
+                return Outcome::Failed(failed);
+            }
+            progress(format!("published {}", package.id()));
             Outcome::Published(published)
         }
         Outcome::Failed(f) => {

@@ -500,3 +500,125 @@ fn plugin_folders_shaped_like_unitys_packages_publish() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn a_guid_already_on_the_registry_fails_a_later_package_naming_it() {
+    let registry = Verdaccio::shared();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("guids.json");
+    let cache = cache.to_str().unwrap();
+    let repo = Repo::new();
+    complete(&repo, "Packages/first", "com.test.studio-first", json!({}));
+    let monday = repo.commit("feat: first package");
+    let first = Cli::publish(registry, &repo, &monday)
+        .args(&["--package-paths", "Packages/first", "--guid-cache", cache])
+        .run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // Days later, another package starts as a copy of the first: same GUIDs (the fixture's GUIDs are
+    // derived from the name given to `fixture`, here the first package's).
+    repo.fixture(
+        "unity/complete",
+        "Packages/second",
+        "com.test.studio-first",
+        "1.0.0",
+        json!({"name": "com.test.studio-second"}),
+    );
+    let friday = repo.commit("feat: second package");
+    let second = Cli::publish(registry, &repo, &friday)
+        .args(&["--package-paths", "Packages/second", "--guid-cache", cache])
+        .run();
+
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert_eq!(second.count("published"), 0, "{}", second.stderr);
+    let f = failed(&second, "com.test.studio-second");
+    assert_eq!(f["stage"], "validate");
+    assert!(
+        problem_fields(f).contains(&"Runtime/Spinner.cs.meta".to_string()),
+        "{f}"
+    );
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "is already used by com.test.studio-first@1.0.0 Runtime/Spinner.cs.meta on the registry"
+        ),
+        "{reason}"
+    );
+    assert_eq!(
+        registry.version_status("com.test.studio-second", "1.0.0"),
+        404
+    );
+    // The cache holds what the runs read, by name@version.
+    let cached: Value = serde_json::from_str(&std::fs::read_to_string(cache).unwrap()).unwrap();
+    assert!(
+        cached["entries"]["com.test.studio-first@1.0.0"].is_object(),
+        "{cached}"
+    );
+
+    // The first package moves on: its next version keeps its own GUIDs, which is no clash.
+    repo.set_version("Packages/first", "com.test.studio-first", "1.1.0");
+    let next_week = repo.commit("feat: first 1.1.0");
+    let third = Cli::publish(registry, &repo, &next_week)
+        .args(&["--package-paths", "Packages/first", "--guid-cache", cache])
+        .run();
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(third.names("published"), ["com.test.studio-first@1.1.0"]);
+}
+
+#[test]
+fn a_version_unity_cannot_list_is_stored_but_not_published() {
+    let registry = Verdaccio::shared();
+    // The registry's search page leaves the package out, as Verdaccio's listing bugs have.
+    let proxy = FakeServer::proxy(registry, |request, status, body| {
+        if request.url.starts_with("/-/v1/search?text=com.test&") {
+            let mut page: Value = serde_json::from_slice(&body).unwrap();
+            page["objects"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|o| o["package"]["name"] != "com.test.unseen");
+            return (status, page.to_string().into_bytes());
+        }
+        (status, body)
+    });
+    let discord = FakeServer::discord();
+    let repo = Repo::new();
+    complete(&repo, "Packages/unseen", "com.test.unseen", json!({}));
+    complete(&repo, "Packages/seen", "com.test.seen", json!({}));
+    let sha = repo.commit("feat: two packages");
+
+    let run = Cli::new(&proxy.url)
+        .token("proxy-holds-the-real-token")
+        .discord(&discord)
+        .workspace(&repo, &sha)
+        .run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.seen@1.0.0"]);
+    let unseen = failed(&run, "com.test.unseen");
+    assert_eq!(unseen["stage"], "visible");
+    let expected = format!(
+        "stored, but not visible to Unity: GET {}/-/v1/search?text=com.test&from=0&size=250 does not \
+         list com.test.unseen",
+        proxy.url
+    );
+    assert!(
+        unseen["reason"].as_str().unwrap().starts_with(&expected),
+        "{unseen}"
+    );
+    // It is on the registry (a later run skips it): only Unity cannot find it.
+    assert_eq!(registry.version_status("com.test.unseen", "1.0.0"), 200);
+    // Unity's own calls were made, as Unity makes them.
+    let requests = proxy.requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.url == "/-/v1/search?text=com.test&from=0&size=250"));
+    let posted: String = discord
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        posted.contains("stored, but not visible to Unity"),
+        "{posted}"
+    );
+}
