@@ -197,6 +197,8 @@ pub struct Published {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Problem>,
     pub changelog: String,
+    /// Published from a tarball signed by Unity's CLI, byte for byte (`signing`).
+    pub signed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -15,6 +15,7 @@ use crate::order;
 use crate::pack;
 use crate::publish;
 use crate::registry::Registry;
+use crate::signing;
 use crate::validate::{self, Validated};
 use crate::visible;
 
@@ -27,6 +28,10 @@ pub struct Settings<'a> {
     pub dry_run: bool,
     /// Where the studio-wide GUID index is kept between runs (`guid_index`); `None`: read it all.
     pub guid_cache: Option<&'a Path>,
+    /// Where the workflow put the tarballs Unity's CLI signed (`<name>-<version>.tgz`, `signing`).
+    pub prebuilt: Option<&'a Path>,
+    /// The repository publishes signed packages only (`require_signed` in the registry file).
+    pub require_signed: bool,
 }
 
 /// `f` over `items` on up to `jobs` threads, results in input order.
@@ -166,6 +171,8 @@ struct Ready {
     slot: usize,
     package: Package,
     files: Vec<String>,
+    /// The signed tarball to publish as it is, when the workflow gave one.
+    prebuilt: Option<pack::Tarball>,
     guids: BTreeMap<String, String>,
     needs: Vec<(String, semver::Version)>,
 }
@@ -184,14 +191,40 @@ fn inspect_files(
 ) -> Vec<Ready> {
     let inspected = map_concurrent(&candidates, settings.jobs, |(_, package)| {
         let files = pack::select_files(&package.dir, &package.manifest)?;
-        let findings = assets::check(&files, &package.manifest, &assets::OnDisk(&package.dir));
-        Ok::<_, String>((files, findings))
+        let prebuilt = match prebuilt_tarball(package, settings)? {
+            None => {
+                let findings =
+                    assets::check(&files, &package.manifest, &assets::OnDisk(&package.dir));
+                return Ok((files, findings, None));
+            }
+            Some(prebuilt) => prebuilt,
+        };
+        // The tarball is judged as a directory would be, on its own entries, and must hold exactly
+        // what this commit would pack, plus the signature.
+        let (bytes, entries) = prebuilt;
+        let mut findings = assets::check(
+            &entries
+                .keys()
+                .filter(|f| !signing::SIGNATURE_FILES.contains(&f.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+            &package.manifest,
+            &entries,
+        );
+        let differences = signing::check_prebuilt(&files, &assets::OnDisk(&package.dir), &entries);
+        findings.problems.splice(0..0, differences);
+        let tarball = pack::Tarball {
+            bytes,
+            unpacked_size: entries.values().map(|b| b.len() as u64).sum(),
+            files: entries.into_keys().collect(),
+        };
+        Ok::<_, String>((files, findings, Some(tarball)))
     });
     let mut ready = Vec::new();
     for ((slot, mut package), result) in candidates.into_iter().zip(inspected) {
         match result {
             Err(e) => fail(slots, slot, Failed::of(&package, Stage::Pack, e)),
-            Ok((files, findings)) => {
+            Ok((files, findings, prebuilt)) => {
                 package.warnings.extend(findings.warnings);
                 for w in &package.warnings {
                     progress(format!(
@@ -204,6 +237,7 @@ fn inspect_files(
                 if findings.problems.is_empty() {
                     ready.push(Ready {
                         slot,
+                        prebuilt,
                         needs: Vec::new(),
                         guids: findings.guids,
                         files,
@@ -234,6 +268,30 @@ fn inspect_files(
         }
     }
     kept
+}
+
+/// The signed tarball the workflow left for `package`, read: its bytes and its files. `None` when there
+/// is none; an error when the repository requires one, or when it cannot be read.
+#[allow(clippy::type_complexity)]
+fn prebuilt_tarball(
+    package: &Package,
+    settings: &Settings,
+) -> Result<Option<(Vec<u8>, BTreeMap<String, Vec<u8>>)>, String> {
+    let file_name = signing::tarball_file_name(package.name.as_str(), &package.version.to_string());
+    let path = settings.prebuilt.map(|dir| dir.join(&file_name));
+    match path.filter(|p| p.exists()) {
+        Some(path) => {
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let entries = upm_unity::tarball::files(&bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Some((bytes, entries)))
+        }
+        None if settings.require_signed => Err(format!(
+            "this repository publishes signed packages only (`require_signed` in the registry file),              and no signed tarball {file_name} was given (`--prebuilt-tarballs`)"
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Each package's GUIDs against the latest version of every other package on the registry
@@ -464,6 +522,7 @@ fn publish_ready(
         settings.registry,
         package,
         r.files.clone(),
+        r.prebuilt.clone(),
         settings.dry_run,
     );
     match attempt.outcome {
