@@ -858,3 +858,61 @@ fn a_token_is_never_sent_over_plain_http_to_another_host() {
     assert!(stderr.contains("plain http"), "{stderr}");
     assert!(!stderr.contains("clear-text-secret"), "{stderr}");
 }
+
+#[test]
+fn every_read_after_the_upload_survives_a_transient_500() {
+    // Verdaccio answers 500 to a read of a package document while it is creating it (see the README,
+    // "Verdaccio settings that matter"): a concurrent run's first upload of the same package. Here every
+    // read after our upload (the packument and the tarball for the verification, the packument for
+    // `latest`) is answered 500 once, each on its first attempt, before the registry's real answer.
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    repo.package("p", "com.test.reads-after-upload", "1.0.0");
+    let sha = repo.commit("feat: reads after upload");
+    let uploaded = Arc::new(Mutex::new(false));
+    let failed_once: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let proxy = {
+        let (uploaded, failed_once) = (uploaded.clone(), failed_once.clone());
+        FakeServer::proxy(registry, move |request, status, body| {
+            if request.method == "PUT" && status < 300 {
+                *uploaded.lock().unwrap() = true;
+                return (status, body);
+            }
+            let mut failed = failed_once.lock().unwrap();
+            if request.method == "GET"
+                && *uploaded.lock().unwrap()
+                && !failed.contains(&request.url)
+            {
+                failed.push(request.url.clone());
+                return (500, br#"{"error":"internal server error"}"#.to_vec());
+            }
+            (status, body)
+        })
+    };
+
+    let run = Cli::new(&proxy.url)
+        .token("the-proxy-adds-its-own")
+        .workspace(&repo, &sha)
+        .run();
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.names("published"),
+        ["com.test.reads-after-upload@1.0.0"]
+    );
+    assert_eq!(run.count("failed"), 0, "{}", run.audit);
+    // The injection happened on every kind of read the publisher makes after an upload.
+    let failed = failed_once.lock().unwrap().clone();
+    assert!(
+        failed.contains(&"/com.test.reads-after-upload".to_string())
+            && failed.iter().any(|url| url.ends_with(".tgz")),
+        "no 500 was injected on the packument and the tarball reads: {failed:?}"
+    );
+    // And the registry holds what the audit says was verified.
+    let (shasum, _) = registry.stored("com.test.reads-after-upload", "1.0.0");
+    assert_eq!(run.audit["published"][0]["shasum"], shasum.as_str());
+    assert_eq!(
+        registry.packument("com.test.reads-after-upload")["dist-tags"]["latest"],
+        "1.0.0"
+    );
+}

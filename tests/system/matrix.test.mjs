@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
 import { bumpVersion, writeUnityPackage } from "./git.mjs";
-import { sleep, waitFor } from "../workerd/harness.mjs";
+import { waitFor } from "../workerd/harness.mjs";
 import { CENTRAL, ORG, World } from "./world.mjs";
 
 const url = (name) => `https://github.com/${ORG}/${name}`;
@@ -61,6 +61,19 @@ async function repoWith(name, packages) {
 /// Messages Discord received that mention `text`.
 function discordMentions(text) {
   return world.discord.messages.filter((m) => JSON.stringify(m).includes(text));
+}
+
+/// The dispatches the fake GitHub recorded for `name` (a repository of ORG).
+async function dispatchesFor(name) {
+  return (await world.github.dispatches()).filter((d) => d.client_payload?.repository === `${ORG}/${name}`);
+}
+
+/// Reconcile's closing line, "N GitHub requests (M answered 304)", as [line, N, M]; fails with the whole
+/// output when the line is not there.
+function requestSummary(output) {
+  const match = output.match(/(\d+) GitHub requests \((\d+) answered 304\)/);
+  assert.ok(match, `reconcile printed no "N GitHub requests (M answered 304)" line; its output:\n${output}`);
+  return match;
 }
 
 /// The worker's log line for a delivery: written a few ms after the response (in its waitUntil).
@@ -249,7 +262,8 @@ test("dispatch refused three times (502), then the sweeper's redelivery publishe
   assert.equal(failed.answer.outcome, "failed");
   assert.equal(failed.answer.retryable, true);
   assert.equal((await logFor(failed.guid)).outcome, "failed");
-  await sleep(200);
+  // GitHub never received a dispatch for this push, so no run can publish it (an event, not a pause).
+  assert.deepEqual(await dispatchesFor("flaky-dispatch"), [], "a refused dispatch was recorded");
   assert.deepEqual(await world.verdaccio.versions("com.studio.flaky"), []);
 
   const { asked, results } = await world.sweep();
@@ -310,7 +324,8 @@ test("a dispatch accepted but its run never happens: reconcile publishes", async
   const pushed = Date.now();
   const { answer } = await world.push(repo);
   assert.equal(answer.outcome, "dispatched");
-  await sleep(500);
+  // The runner took the dispatch and dropped it: from here on nothing else will run it.
+  await world.runner.waitDropped(`${ORG}/outage`);
   assert.deepEqual(await world.verdaccio.versions("com.studio.outage"), ["3.0.0"], "the run never happened");
 
   // Reconcile runs last in the matrix: every registered repository exists by now, so every line of
@@ -328,11 +343,11 @@ test("a dispatch accepted but its run never happens: reconcile publishes", async
   const dispatched = (await world.github.dispatches()).length;
   const quiet = await world.reconcile();
   assert.equal(quiet.exitCode, 0, quiet.output);
-  const [, total, notModified] = quiet.output.match(/(\d+) GitHub requests \((\d+) answered 304\)/) ?? [];
+  const [, total, notModified] = requestSummary(quiet.output);
   const active = REGISTRY.repositories.filter((r) => r.status === "active").length + 1; // + toggle, enabled
   assert.equal(Number(total), active, quiet.output);
   assert.equal(Number(notModified), active, quiet.output);
   assert.equal((await world.github.dispatches()).length, dispatched);
-  const [, cold] = sweep.output.match(/(\d+) GitHub requests/);
+  const [, cold] = requestSummary(sweep.output);
   console.log(`reconcile: ${cold} GitHub requests for the sweep that caught up, ${total} (all 304) for the quiet one, ${active} active repositories`);
 });

@@ -97,11 +97,18 @@ export class Verdaccio {
     this.child = child;
   }
 
-  /// The versions of `name` on the registry ([] when it has none).
+  /// The versions of `name` on the registry ([] when it has none). A 5xx throws an error marked
+  /// `transient`: Verdaccio answers 500 to a read of a package whose document it is creating at that
+  /// moment (publisher/README.md, "Verdaccio settings that matter"), so a poll that races a first
+  /// publish may see one; waitPublished reads on, every other caller fails.
   async versions(name) {
     const response = await fetch(`${this.url}/${name.replace("/", "%2f")}`);
     if (response.status === 404) return [];
-    if (!response.ok) throw new Error(`GET ${name}: ${response.status}`);
+    if (!response.ok) {
+      const error = new Error(`GET ${name}: ${response.status} ${await response.text()}`);
+      error.transient = response.status >= 500;
+      throw error;
+    }
     return Object.keys((await response.json()).versions ?? {}).sort();
   }
 

@@ -217,24 +217,28 @@ export class World {
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let output = "";
-    child.stdout.on("data", (c) => (output += c));
-    child.stderr.on("data", (c) => (output += c));
-    const exitCode = await new Promise((resolve) => child.on("exit", resolve));
-    return { exitCode, output };
+    return finished(child);
   }
 
-  /// Polls the registry until every `name@version` is there; returns the milliseconds it took.
+  /// Polls the registry until every `name@version` is there; returns the milliseconds it took. A
+  /// transient answer (see Verdaccio.versions) counts as "not there yet", and the failure names them.
   async waitPublished(pairs, ms = 60_000) {
     const started = Date.now();
+    const transient = [];
     for (;;) {
       const missing = [];
       for (const [name, version] of pairs) {
-        if (!(await this.verdaccio.versions(name)).includes(version)) missing.push(`${name}@${version}`);
+        const versions = await this.verdaccio.versions(name).catch((error) => {
+          if (!error.transient) throw error;
+          transient.push(error.message);
+          return [];
+        });
+        if (!versions.includes(version)) missing.push(`${name}@${version}`);
       }
       if (missing.length === 0) return Date.now() - started;
       if (Date.now() - started > ms) {
-        assert.fail(`not published within ${ms} ms: ${missing.join(", ")}\nruns:\n${this.runner.describe()}`);
+        const seen = transient.length ? `\ntransient answers meanwhile: ${transient.slice(-5).join(" | ")}` : "";
+        assert.fail(`not published within ${ms} ms: ${missing.join(", ")}${seen}\nruns:\n${this.runner.describe()}`);
       }
       await sleep(50);
     }
@@ -247,6 +251,20 @@ export class World {
     this.verdaccio?.stop();
     await this.discord?.stop();
   }
+}
+
+/// A child's exit code and everything it wrote (stdout and stderr, in arrival order), once it has ended
+/// AND its pipes are drained. Node emits "exit" as soon as the process ends, possibly before the last
+/// chunks of its output were read ("exit" docs: "stdio streams might still be open"); "close" comes after
+/// both. Waiting for "exit" lost the last line of a sweep (reconcile's request summary) under load.
+function finished(child) {
+  let output = "";
+  child.stdout.on("data", (c) => (output += c));
+  child.stderr.on("data", (c) => (output += c));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (exitCode, signal) => resolve({ exitCode: exitCode ?? `killed by ${signal}`, output }));
+  });
 }
 
 /// The fake GitHub as a child process (`fake-github`, built from crates/fake-github).
@@ -468,11 +486,7 @@ class Runner {
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    let output = "";
-    child.stdout.on("data", (c) => (output += c));
-    child.stderr.on("data", (c) => (output += c));
-    const exitCode = await new Promise((resolve) => child.on("exit", resolve));
-    return { exitCode, output, env };
+    return { ...(await finished(child)), env };
   }
 
   /// Waits until `count` runs for `repository` have started and ended; returns them.
@@ -485,6 +499,15 @@ class Runner {
         return runs;
       }
       assert.ok(Date.now() < deadline, `${count} run(s) for ${repository} did not start within ${ms} ms`);
+      await sleep(25);
+    }
+  }
+
+  /// Waits until the runner has taken, and dropped (see `outage`), a dispatch for `repository`.
+  async waitDropped(repository, ms = 30_000) {
+    const deadline = Date.now() + ms;
+    while (!this.runs.some((r) => r.dropped && r.dispatch.client_payload.repository === repository)) {
+      assert.ok(Date.now() < deadline, `no dispatch for ${repository} reached the runner within ${ms} ms`);
       await sleep(25);
     }
   }

@@ -8,7 +8,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 
-import { ROOT, SECRET, publishingPush, github, sign, sleep, useWorker, waitFor, worker } from "./harness.mjs";
+import { ROOT, SECRET, publishingPush, github, sign, useWorker, waitFor, worker } from "./harness.mjs";
 
 useWorker();
 
@@ -132,7 +132,7 @@ describe("copies of one push", () => {
     const push = publishingPush();
     const first = await worker.deliver(push);
     assert.equal(first.body.outcome, "dispatched");
-    await sleep(200); // the record is written after the response
+    await worker.kvWritten(`push:${push.repository.full_name.toLowerCase()}:${push.after}`, Boolean, "the push's dedup record");
     await worker.restart(); // another isolate: only KV knows
     const second = await worker.deliver(push);
     assert.equal(second.status, 200);

@@ -324,6 +324,20 @@ export class Worker {
     return this.mf.getKVNamespace("REGISTRY");
   }
 
+  /// Waits for the KV value under `key` to satisfy `wanted` (given the parsed JSON, or null while there is
+  /// none): the worker writes its records after the response, in the request's waitUntil. Fails naming
+  /// `what` and the last value read when it never does.
+  async kvWritten(key, wanted, what, ms = 5000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const text = await (await this.kv()).get(key);
+      const value = text === null ? null : JSON.parse(text);
+      if (wanted(value)) return value;
+      if (Date.now() > deadline) assert.fail(`${what} was not written to KV under ${key} within ${ms} ms; it holds ${text}`);
+      await sleep(10);
+    }
+  }
+
   /// A fresh isolate with the same configuration: the memory tier is empty, KV is kept.
   async restart() {
     await this.mf.setOptions(this.options());
