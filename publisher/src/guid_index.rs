@@ -167,19 +167,74 @@ fn tarball_url(base: &str, name: &str, version: &str) -> String {
     )
 }
 
+/// The package name of a cache key (`name@version`; a scoped name starts with `@`).
+fn name_of(key: &str) -> &str {
+    key.rsplit_once('@').map_or(key, |(name, _)| name)
+}
+
+/// Packages the cache knows that `listing` does not list at all. Verdaccio's search silently returns a
+/// partial page when a package's folder exists without its document (a first upload in progress: the
+/// walk stops at the error, and what was found so far is answered with 200), so a listing that lacks
+/// a known package is suspect.
+pub fn unlisted_known<'a>(listing: &[Listed], cache: &'a Cache) -> Vec<&'a str> {
+    let listed: std::collections::BTreeSet<&str> =
+        listing.iter().map(|l| l.name.as_str()).collect();
+    let mut out: Vec<&str> = cache
+        .entries
+        .keys()
+        .map(|k| name_of(k))
+        .filter(|name| !listed.contains(name))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Adds `more` to `listing`, one entry per name (the first seen wins).
+fn merge(listing: &mut Vec<Listed>, more: Vec<Listed>) {
+    for l in more {
+        if !listing.iter().any(|k| k.name == l.name) {
+            listing.push(l);
+        }
+    }
+}
+
 /// Builds the index: lists the registry, reads what the cache lacks (`jobs` at a time), and writes the
-/// cache back with exactly the listed versions (so it never grows beyond the registry).
+/// cache back with the listed versions. Because a listing can come back truncated (see
+/// `unlisted_known`), the registry is listed twice and the listings merged, and listed again (twice at
+/// most) while a package the cache knows is missing; one still missing is kept from the cache, with a
+/// warning (it was on the registry when it was cached; unpublishing is rare, a hidden GUID is worse).
 pub fn build(
     registry: &Registry,
     cache_file: Option<&Path>,
     jobs: usize,
 ) -> Result<(Index, Cost), String> {
     let started = Instant::now();
-    let (listing, list_requests) = list(registry)?;
+    let (mut listing, mut list_requests) = list(registry)?;
     let mut cache = cache_file
         .and_then(|f| std::fs::read_to_string(f).ok())
         .map(|text| Cache::parse(&text))
         .unwrap_or_default();
+    for round in 0..3 {
+        if round > 0 && unlisted_known(&listing, &cache).is_empty() {
+            break;
+        }
+        if round > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let (again, requests) = list(registry)?;
+        list_requests += requests;
+        merge(&mut listing, again);
+    }
+    let still_unlisted: Vec<String> = unlisted_known(&listing, &cache)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if !still_unlisted.is_empty() {
+        eprintln!(
+            "upm-publisher: warning: the registry's listing lacks {} (known from the GUID cache);              their cached GUIDs are still checked",
+            still_unlisted.join(", ")
+        );
+    }
     let missing = to_read(&listing, &cache);
     let read = crate::run::map_concurrent(&missing, jobs, |(l, version)| {
         let url = tarball_url(registry.base(), &l.name, version);
@@ -200,6 +255,15 @@ pub fn build(
     }
     let mut index = Index::default();
     let mut kept = BTreeMap::new();
+    for (key, guids) in &cache.entries {
+        let name = name_of(key);
+        if still_unlisted.iter().any(|n| n == name) {
+            index
+                .packages
+                .insert(name.to_string(), (key.clone(), guids.clone()));
+            kept.insert(key.clone(), guids.clone());
+        }
+    }
     for l in &listing {
         let Some(version) = &l.version else { continue };
         let key = id(l, version);
@@ -264,6 +328,27 @@ mod tests {
         // A newer version of a cached package is read again.
         let newer = [listed("com.s.a", Some("1.1.0"))];
         assert_eq!(to_read(&newer, &cache).len(), 1);
+    }
+
+    #[test]
+    fn a_listing_that_lacks_a_known_package_is_suspect() {
+        let mut cache = Cache::default();
+        for key in ["com.s.a@1.0.0", "@s/b@2.0.0", "com.s.c@1.0.0"] {
+            cache.entries.insert(key.into(), Guids::new());
+        }
+        let partial = [listed("com.s.a", Some("1.1.0"))];
+        assert_eq!(unlisted_known(&partial, &cache), ["@s/b", "com.s.c"]);
+        let mut listing = partial.to_vec();
+        merge(
+            &mut listing,
+            vec![
+                listed("com.s.a", Some("9.0.0")),
+                listed("@s/b", Some("2.0.0")),
+            ],
+        );
+        assert_eq!(listing.len(), 2);
+        assert_eq!(listing[0].version.as_deref(), Some("1.1.0"));
+        assert_eq!(unlisted_known(&listing, &cache), ["com.s.c"]);
     }
 
     #[test]

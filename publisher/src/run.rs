@@ -305,24 +305,24 @@ fn check_registry_guids(
     if ready.is_empty() {
         return ready;
     }
-    let (index, cost) =
-        match guid_index::build(settings.registry, settings.guid_cache, settings.jobs) {
-            Ok(built) => built,
-            Err(e) => {
-                for r in ready {
-                    fail(
-                        slots,
-                        r.slot,
-                        Failed::of(
-                            &r.package,
-                            Stage::Registry,
-                            format!("cannot check its GUIDs against the registry's packages: {e}"),
-                        ),
-                    );
-                }
-                return Vec::new();
+    let built = guid_index::build(settings.registry, settings.guid_cache, settings.jobs);
+    let (index, cost) = match built {
+        Ok(built) => built,
+        Err(e) => {
+            for r in ready {
+                fail(
+                    slots,
+                    r.slot,
+                    Failed::of(
+                        &r.package,
+                        Stage::Registry,
+                        format!("cannot check its GUIDs against the registry's packages: {e}"),
+                    ),
+                );
             }
-        };
+            return Vec::new();
+        }
+    };
     progress(format!(
         "GUID index: {} package(s) on the registry, {} read, {} cached; {} request(s) in {} ms",
         cost.listed, cost.read, cost.cached, cost.requests, cost.millis
