@@ -172,10 +172,10 @@ fn name_of(key: &str) -> &str {
     key.rsplit_once('@').map_or(key, |(name, _)| name)
 }
 
-/// Packages the cache knows that `listing` does not list at all. Verdaccio's search silently returns a
-/// partial page when a package's folder exists without its document (a first upload in progress: the
-/// walk stops at the error, and what was found so far is answered with 200), so a listing that lacks
-/// a known package is suspect.
+/// Packages the cache knows that `listing` does not list at all. Verdaccio's search has answered a
+/// short listing with a 200 (seen in the tests while other packages were being published; its walk of
+/// the storage folders gives up at the first error, such as a folder whose document is not written
+/// yet), so a listing that lacks a known package is suspect.
 pub fn unlisted_known<'a>(listing: &[Listed], cache: &'a Cache) -> Vec<&'a str> {
     let listed: std::collections::BTreeSet<&str> =
         listing.iter().map(|l| l.name.as_str()).collect();
