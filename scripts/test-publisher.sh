@@ -12,11 +12,15 @@ if [ ! -x node_modules/.bin/node ] || [ ! -e node_modules/verdaccio/bin/verdacci
   exit 1
 fi
 
-echo "==> cargo fmt --check -p upm-publisher" >&2
-cargo fmt -p upm-publisher -- --check
+echo "==> cargo fmt --check -p upm-publisher -p upm-unity" >&2
+cargo fmt -p upm-publisher -p upm-unity -- --check
 
-echo "==> cargo clippy -p upm-publisher --all-targets -- -D warnings" >&2
-cargo clippy --locked -p upm-publisher --all-targets --quiet -- -D warnings
+echo "==> cargo clippy -p upm-publisher -p upm-unity --all-targets -- -D warnings" >&2
+cargo clippy --locked -p upm-publisher -p upm-unity --all-targets --quiet -- -D warnings
+
+# What Unity's Package Manager sees (its search call, the fields it reads, tarball files): pure.
+echo "==> cargo test -p upm-unity" >&2
+cargo test --locked -p upm-unity --quiet
 
 # Parity with the system npm first, with its numbers shown (skipped, with a message, without npm).
 echo "==> cargo test -p upm-publisher --test parity (tarball file lists and sizes against npm pack)" >&2

@@ -6,6 +6,7 @@ mod changelog;
 mod checkout;
 mod discover;
 mod git;
+mod guid_index;
 mod job;
 mod model;
 mod notify;
@@ -15,10 +16,12 @@ mod publish;
 mod reconcile;
 mod registry;
 mod run;
+mod signing;
 mod summary;
 mod sweep;
 mod validate;
 mod verify;
+mod visible;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -155,6 +158,21 @@ struct PublishArgs {
     /// Timeout of one HTTP request, in seconds.
     #[arg(long, env = "UPM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
     timeout: u64,
+
+    /// Keep the studio-wide GUID index (the GUIDs of every package on the registry, by name@version)
+    /// in this file between runs, so an unchanged package is never read again.
+    #[arg(long, env = "UPM_GUID_CACHE", value_name = "FILE")]
+    guid_cache: Option<PathBuf>,
+
+    /// A directory of tarballs signed by Unity's CLI (`upm pack --organization-id`), named
+    /// `<name>-<version>.tgz`: such a package is published from its tarball, byte for byte.
+    #[arg(long, env = "UPM_PREBUILT_TARBALLS", value_name = "DIR")]
+    prebuilt_tarballs: Option<PathBuf>,
+
+    /// The registry file (config/repositories.json): its entry for --repository may say
+    /// `"require_signed": true`, and then unsigned packages are refused.
+    #[arg(long, env = "UPM_REGISTRY_FILE", value_name = "FILE")]
+    registry_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -235,6 +253,15 @@ fn publish(args: PublishArgs) -> ExitCode {
         if let Some(repo) = &source.repository {
             check_repository(repo)?;
         }
+        let require_signed = match (&args.registry_file, &source.repository) {
+            (Some(file), Some(repo)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                signing::require_signed(&text, repo)
+                    .map_err(|e| format!("{}: {e}", file.display()))?
+            }
+            _ => false,
+        };
         let sha = source
             .commit_sha
             .as_deref()
@@ -244,18 +271,19 @@ fn publish(args: PublishArgs) -> ExitCode {
             // Links and messages use the normalised form.
             source.commit_sha = Some(sha.as_str().to_string());
         }
-        match (&args.clone, &args.workspace) {
+        let workspace = match (&args.clone, &args.workspace) {
             (Some(url), into) => {
                 let sha = sha.ok_or("--clone needs --commit-sha")?;
                 checkout::clone(url, &sha, into.as_deref())
             }
             (None, Some(dir)) => checkout::existing(dir, sha.as_ref()),
             (None, None) => Err("give --workspace DIR or --clone URL --commit-sha SHA".to_string()),
-        }
+        }?;
+        Ok::<_, String>((workspace, require_signed))
     })();
 
     let outcomes = match prepared {
-        Ok(workspace) => {
+        Ok((workspace, require_signed)) => {
             eprintln!(
                 "upm-publisher: publishing from {}",
                 workspace.root.display()
@@ -265,6 +293,9 @@ fn publish(args: PublishArgs) -> ExitCode {
                 registry: &registry,
                 jobs: usize::from(args.jobs),
                 dry_run: args.dry_run,
+                guid_cache: args.guid_cache.as_deref(),
+                prebuilt: args.prebuilt_tarballs.as_deref(),
+                require_signed,
             };
             run::run(&workspace.root, &request, &settings)
         }

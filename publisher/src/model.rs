@@ -118,6 +118,8 @@ pub enum Stage {
     Pack,
     Publish,
     Verify,
+    /// Stored and verified, but Unity's Package Manager does not see it (`visible`).
+    Visible,
 }
 
 impl fmt::Display for Stage {
@@ -130,6 +132,7 @@ impl fmt::Display for Stage {
             Stage::Pack => "pack",
             Stage::Publish => "publish",
             Stage::Verify => "verify",
+            Stage::Visible => "visible",
         };
         f.write_str(s)
     }
@@ -194,6 +197,8 @@ pub struct Published {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Problem>,
     pub changelog: String,
+    /// Published from a tarball signed by Unity's CLI, byte for byte (`signing`).
+    pub signed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -211,6 +211,9 @@ pub fn published_title(p: &Published) -> String {
     if let Some(tag) = &p.dist_tag {
         title.push_str(&format!(" · {tag}"));
     }
+    if p.signed {
+        title.push_str(" · signed");
+    }
     title
 }
 
@@ -539,6 +542,7 @@ mod tests {
                 note: None,
                 warnings: vec![],
                 changelog: "## [1.0.0] - d\n\n- @everyone look (abc1234)\n".into(),
+                signed: false,
             })));
         }
         for i in 0..failed {

@@ -254,10 +254,12 @@ fn settle_latest(registry: &Registry, package: &Package) -> Result<(), String> {
 
 /// Publishes one package whose version the registry lookup reported missing.
 /// `files` are the package's files as `pack::select_files` chose them (and validation checked them).
+/// `prebuilt`: a signed tarball to publish as it is (`signing`), instead of packing `files`.
 pub fn publish_one(
     registry: &Registry,
     package: &Package,
     files: Vec<String>,
+    prebuilt: Option<pack::Tarball>,
     dry_run: bool,
 ) -> Attempt {
     let fail = |stage, reason: String| Attempt {
@@ -283,9 +285,14 @@ pub fn publish_one(
     );
 
     let readme = pack::readme(&package.dir, &files);
-    let tarball = match pack::build_tarball(&package.dir, files) {
-        Ok(t) => t,
-        Err(e) => return fail(Stage::Pack, e),
+    let signed = prebuilt.is_some();
+    let tarball = match prebuilt {
+        // Never repacked: the signature covers these bytes.
+        Some(t) => t,
+        None => match pack::build_tarball(&package.dir, files) {
+            Ok(t) => t,
+            Err(e) => return fail(Stage::Pack, e),
+        },
     };
     let digests = Digests::of(&tarball.bytes);
     let published = |note: Option<String>| Published {
@@ -304,6 +311,7 @@ pub fn publish_one(
         note,
         warnings: package.warnings.clone(),
         changelog: String::new(),
+        signed,
     };
 
     if dry_run {

@@ -259,6 +259,7 @@ struct Answer {
     status: u16,
     body: Vec<u8>,
     retry_after: Option<Duration>,
+    content_type: Option<String>,
 }
 
 enum Method<'a> {
@@ -344,6 +345,11 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = response
             .body_mut()
             .with_config()
@@ -354,6 +360,7 @@ impl Registry {
             status,
             body,
             retry_after,
+            content_type,
         })
     }
 
@@ -444,6 +451,13 @@ impl Registry {
             200 | 201 | 204 => Ok(()),
             _ => Err(unexpected(&url, &answer)),
         }
+    }
+
+    /// A GET whose status and content type the caller judges (Unity's listing calls): status, content
+    /// type and body, after the retries of transient answers.
+    pub fn get(&self, url: &str) -> Result<(u16, Option<String>, Vec<u8>), String> {
+        let (answer, _) = self.with_retries(Method::Get, url)?;
+        Ok((answer.status, answer.content_type, answer.body))
     }
 
     pub fn download(&self, url: &str) -> Result<Vec<u8>, String> {

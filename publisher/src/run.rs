@@ -9,12 +9,15 @@ use std::sync::Mutex;
 use crate::assets;
 use crate::changelog;
 use crate::discover::{self, Candidate, Request};
+use crate::guid_index;
 use crate::model::{Failed, Outcome, Package, PackageName, Problem, Skipped, Stage};
 use crate::order;
 use crate::pack;
 use crate::publish;
 use crate::registry::Registry;
+use crate::signing;
 use crate::validate::{self, Validated};
+use crate::visible;
 
 /// Uploads are big and the registry serialises writes per package anyway: a few at a time is plenty.
 const MAX_CONCURRENT_PUBLISHES: usize = 4;
@@ -23,6 +26,12 @@ pub struct Settings<'a> {
     pub registry: &'a Registry,
     pub jobs: usize,
     pub dry_run: bool,
+    /// Where the studio-wide GUID index is kept between runs (`guid_index`); `None`: read it all.
+    pub guid_cache: Option<&'a Path>,
+    /// Where the workflow put the tarballs Unity's CLI signed (`<name>-<version>.tgz`, `signing`).
+    pub prebuilt: Option<&'a Path>,
+    /// The repository publishes signed packages only (`require_signed` in the registry file).
+    pub require_signed: bool,
 }
 
 /// `f` over `items` on up to `jobs` threads, results in input order.
@@ -150,6 +159,7 @@ pub fn run(root: &Path, request: &Request, settings: &Settings) -> Vec<Outcome> 
         settings,
         &mut slots,
     );
+    let ready = check_registry_guids(ready, settings, &mut slots);
     let ready = check_dependencies(ready, settings, &mut slots);
     publish_in_order(root, ready, settings, &mut slots);
     slots.into_iter().flatten().collect()
@@ -161,6 +171,8 @@ struct Ready {
     slot: usize,
     package: Package,
     files: Vec<String>,
+    /// The signed tarball to publish as it is, when the workflow gave one.
+    prebuilt: Option<pack::Tarball>,
     guids: BTreeMap<String, String>,
     needs: Vec<(String, semver::Version)>,
 }
@@ -179,16 +191,40 @@ fn inspect_files(
 ) -> Vec<Ready> {
     let inspected = map_concurrent(&candidates, settings.jobs, |(_, package)| {
         let files = pack::select_files(&package.dir, &package.manifest)?;
-        let findings = assets::check(&files, &package.manifest, |rel| {
-            std::fs::read_to_string(package.dir.join(rel)).map_err(|e| e.to_string())
-        });
-        Ok::<_, String>((files, findings))
+        let prebuilt = match prebuilt_tarball(package, settings)? {
+            None => {
+                let findings =
+                    assets::check(&files, &package.manifest, &assets::OnDisk(&package.dir));
+                return Ok((files, findings, None));
+            }
+            Some(prebuilt) => prebuilt,
+        };
+        // The tarball is judged as a directory would be, on its own entries, and must hold exactly
+        // what this commit would pack, plus the signature.
+        let (bytes, entries) = prebuilt;
+        let mut findings = assets::check(
+            &entries
+                .keys()
+                .filter(|f| !signing::SIGNATURE_FILES.contains(&f.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+            &package.manifest,
+            &entries,
+        );
+        let differences = signing::check_prebuilt(&files, &assets::OnDisk(&package.dir), &entries);
+        findings.problems.splice(0..0, differences);
+        let tarball = pack::Tarball {
+            bytes,
+            unpacked_size: entries.values().map(|b| b.len() as u64).sum(),
+            files: entries.into_keys().collect(),
+        };
+        Ok::<_, String>((files, findings, Some(tarball)))
     });
     let mut ready = Vec::new();
     for ((slot, mut package), result) in candidates.into_iter().zip(inspected) {
         match result {
             Err(e) => fail(slots, slot, Failed::of(&package, Stage::Pack, e)),
-            Ok((files, findings)) => {
+            Ok((files, findings, prebuilt)) => {
                 package.warnings.extend(findings.warnings);
                 for w in &package.warnings {
                     progress(format!(
@@ -201,6 +237,7 @@ fn inspect_files(
                 if findings.problems.is_empty() {
                     ready.push(Ready {
                         slot,
+                        prebuilt,
                         needs: Vec::new(),
                         guids: findings.guids,
                         files,
@@ -228,6 +265,79 @@ fn inspect_files(
                 Failed::with_problems(&r.package, Stage::Validate, problems.clone()),
             ),
             None => kept.push(r),
+        }
+    }
+    kept
+}
+
+/// The signed tarball the workflow left for `package`, read: its bytes and its files. `None` when there
+/// is none; an error when the repository requires one, or when it cannot be read.
+#[allow(clippy::type_complexity)]
+fn prebuilt_tarball(
+    package: &Package,
+    settings: &Settings,
+) -> Result<Option<(Vec<u8>, BTreeMap<String, Vec<u8>>)>, String> {
+    let file_name = signing::tarball_file_name(package.name.as_str(), &package.version.to_string());
+    let path = settings.prebuilt.map(|dir| dir.join(&file_name));
+    match path.filter(|p| p.exists()) {
+        Some(path) => {
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let entries = upm_unity::tarball::files(&bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Some((bytes, entries)))
+        }
+        None if settings.require_signed => Err(format!(
+            "this repository publishes signed packages only (`require_signed` in the registry file),              and no signed tarball {file_name} was given (`--prebuilt-tarballs`)"
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Each package's GUIDs against the latest version of every other package on the registry
+/// (`guid_index`). When the index cannot be built, the packages fail: publishing unchecked could ship
+/// a clash that no later run can take back.
+fn check_registry_guids(
+    ready: Vec<Ready>,
+    settings: &Settings,
+    slots: &mut [Option<Outcome>],
+) -> Vec<Ready> {
+    if ready.is_empty() {
+        return ready;
+    }
+    let built = guid_index::build(settings.registry, settings.guid_cache, settings.jobs);
+    let (index, cost) = match built {
+        Ok(built) => built,
+        Err(e) => {
+            for r in ready {
+                fail(
+                    slots,
+                    r.slot,
+                    Failed::of(
+                        &r.package,
+                        Stage::Registry,
+                        format!("cannot check its GUIDs against the registry's packages: {e}"),
+                    ),
+                );
+            }
+            return Vec::new();
+        }
+    };
+    progress(format!(
+        "GUID index: {} package(s) on the registry, {} read, {} cached; {} request(s) in {} ms",
+        cost.listed, cost.read, cost.cached, cost.requests, cost.millis
+    ));
+    let mut kept = Vec::new();
+    for r in ready {
+        let problems = guid_index::clashes(r.package.name.as_str(), &r.guids, &index);
+        if problems.is_empty() {
+            kept.push(r);
+        } else {
+            fail(
+                slots,
+                r.slot,
+                Failed::with_problems(&r.package, Stage::Validate, problems),
+            );
         }
     }
     kept
@@ -412,18 +522,32 @@ fn publish_ready(
         settings.registry,
         package,
         r.files.clone(),
+        r.prebuilt.clone(),
         settings.dry_run,
     );
     match attempt.outcome {
         Outcome::Published(mut published) => {
+            // The version is on the registry whatever comes next: its changelog belongs in the
+            // repository.
             published.changelog =
                 changelog_for(root, package, attempt.previous.as_ref(), settings.dry_run);
             progress(format!(
-                "published {} (dist-tag {}, shasum {})",
+                "stored {} (dist-tag {}, shasum {}); checking what Unity sees",
                 package.id(),
                 published.dist_tag.as_deref().unwrap_or("none"),
                 published.shasum
             ));
+            let latest = published.dist_tag.as_deref() == Some("latest");
+            if let Err(e) = visible::check(settings.registry, package, latest) {
+                let failed = Failed::of(
+                    package,
+                    Stage::Visible,
+                    format!("stored, but not visible to Unity: {e}"),
+                );
+                report_failure(&failed);
+                return Outcome::Failed(failed);
+            }
+            progress(format!("published {}", package.id()));
             Outcome::Published(published)
         }
         Outcome::Failed(f) => {

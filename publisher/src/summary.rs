@@ -75,6 +75,9 @@ pub fn markdown(report: &Report) -> String {
             None => "no dist-tag (older than every tagged version)".to_string(),
         });
         details.push_str(&format!(", {} files, shasum `{}`", p.files, p.shasum));
+        if p.signed {
+            details.push_str(", signed");
+        }
         if let Some(note) = &p.note {
             details.push_str(&format!(", {}", cell(note)));
         }
@@ -191,6 +194,7 @@ mod tests {
                     reason: "an orphan .meta".into(),
                 }],
                 changelog: "## [1.1.0] - d\n\n- feat <b> (1234567)\n".into(),
+                signed: true,
             })),
             Outcome::Skipped(Skipped {
                 path: PackagePath::new("Packages/b"),
@@ -252,5 +256,6 @@ mod tests {
         assert_eq!(json["published"][0]["previous"], "1.0.3");
         assert_eq!(json["published"][0]["change"], "minor");
         assert_eq!(json["published"][0]["dist_tag"], "latest");
+        assert_eq!(json["published"][0]["signed"], true);
     }
 }

@@ -71,6 +71,9 @@ fn a_complete_unity_package_ships_every_meta() {
     assert!(!paths.iter().any(|p| p.contains("Tests")), "{paths:?}");
 }
 
+/// A generated file in the broken fixture whose path is 154 characters long.
+const LONG_PATH: &str = "Editor/Icons/GeneratedLocalizationTableBindingsForTheMainMenuScreenAndEverySubmenuOfTheSettingsPanelIncludingAccessibilityOptionsAndControllerRemapping.cs";
+
 #[test]
 fn what_unity_would_choke_on_fails_the_package_with_each_path() {
     let registry = Verdaccio::shared();
@@ -103,6 +106,10 @@ fn what_unity_would_choke_on_fails_the_package_with_each_path() {
             "Runtime/NoMeta.cs",
             "Editor/SpinnerInspector.cs.meta",
             "Runtime/Spinner.cs.meta",
+            "Editor/Deleted.cs.meta",
+            "Editor/Icons/Logo.png",
+            LONG_PATH,
+            &format!("{LONG_PATH}.meta"),
             "samples[0].path"
         ],
         "{broken}"
@@ -118,14 +125,14 @@ fn what_unity_would_choke_on_fails_the_package_with_each_path() {
     );
     assert!(reason.contains("no `guid:` line"), "{reason}");
     assert!(reason.contains("\"Samples~/Gone\""), "{reason}");
-    // The orphan .meta only warns.
-    assert!(
-        run.stderr
-            .contains("warning: com.test.broken-assets@1.0.0: Editor/Deleted.cs.meta"),
-        "{}",
-        run.stderr
-    );
-    assert!(!reason.contains("Deleted.cs.meta"), "{reason}");
+    // The orphan .meta, the Git LFS pointer and the long paths fail too, each with its path.
+    for needle in [
+        "`Editor/Deleted.cs.meta` has no Editor/Deleted.cs beside it",
+        "`Editor/Icons/Logo.png` is a Git LFS pointer",
+        &format!("{LONG_PATH}` is 154 characters long"),
+    ] {
+        assert!(reason.contains(needle), "{needle} in {reason}");
+    }
     // Nothing was uploaded for it.
     assert_eq!(
         registry.version_status("com.test.broken-assets", "1.0.0"),
@@ -390,4 +397,228 @@ fn a_dependent_is_not_published_when_its_dependency_fails() {
         .requests()
         .iter()
         .any(|r| r.method == "PUT" && r.url.contains("com.test.refused-app")));
+}
+
+/// Writes `files` under `dir` for package `name`, each file and every folder on the way with a .meta
+/// (GUIDs derived from the package name), except the `children` of plugin folders, written bare as
+/// Unity's own packages ship them.
+fn plugin_package(
+    repo: &Repo,
+    dir: &str,
+    name: &str,
+    unity: &str,
+    files: &[&str],
+    children: &[&str],
+) {
+    repo.write(
+        &format!("{dir}/package.json"),
+        &json!({"name": name, "version": "1.0.0", "displayName": name, "unity": unity}).to_string(),
+    );
+    let mut metas = std::collections::BTreeSet::new();
+    metas.insert("package.json".to_string());
+    for file in files.iter().chain(children) {
+        let with_meta = files.contains(file);
+        if with_meta {
+            repo.write(&format!("{dir}/{file}"), &format!("// {file}\n"));
+            metas.insert(file.to_string());
+        } else {
+            repo.write(&format!("{dir}/{file}"), &format!("binary of {file}\n"));
+        }
+        let mut rest = *file;
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if with_meta
+                || !parent.contains(".framework/")
+                    && !parent.contains(".bundle/")
+                    && !parent.contains(".androidlib/")
+            {
+                metas.insert(parent.to_string());
+            }
+            rest = parent;
+        }
+    }
+    for asset in metas {
+        if !asset.contains(".framework/")
+            && !asset.contains(".bundle/")
+            && !asset.contains(".androidlib/")
+        {
+            repo.write(&format!("{dir}/{asset}.meta"), &support::meta(name, &asset));
+        }
+    }
+}
+
+#[test]
+fn plugin_folders_shaped_like_unitys_packages_publish() {
+    let registry = Verdaccio::shared();
+    let repo = Repo::new();
+    // com.unity.webrtc 3.0.0: an iOS framework and a macOS bundle.
+    plugin_package(
+        &repo,
+        "Packages/webrtc",
+        "com.test.plugin-webrtc",
+        "2020.3",
+        &[
+            "Runtime/Scripts/WebRTC.cs",
+            "Runtime/Plugins/x86_64/webrtc.dll",
+        ],
+        &[
+            "Runtime/Plugins/iOS/webrtc.framework/Info.plist",
+            "Runtime/Plugins/iOS/webrtc.framework/webrtc",
+            "Runtime/Plugins/iOS/webrtc.framework/Headers/WebRTC.h",
+            "Runtime/Plugins/macOS/libwebrtc.bundle/Contents/Info.plist",
+            "Runtime/Plugins/macOS/libwebrtc.bundle/Contents/MacOS/libwebrtc",
+        ],
+    );
+    // com.unity.mobile.notifications: an Android library project.
+    plugin_package(
+        &repo,
+        "Packages/notifications",
+        "com.test.plugin-notifications",
+        "2021.3",
+        &["Runtime/Android/AndroidNotificationCenter.cs"],
+        &[
+            "Runtime/Android/Plugins/mobilenotifications.androidlib/build.gradle",
+            "Runtime/Android/Plugins/mobilenotifications.androidlib/src/main/AndroidManifest.xml",
+        ],
+    );
+    let sha = repo.commit("feat: native plugins");
+
+    let run = Cli::publish(registry, &repo, &sha).run();
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.count("published"), 2, "{}", run.audit);
+    let (_, tarball) = registry.stored("com.test.plugin-webrtc", "1.0.0");
+    let paths = tarball_paths(&tarball);
+    for wanted in [
+        "package/Runtime/Plugins/iOS/webrtc.framework.meta",
+        "package/Runtime/Plugins/iOS/webrtc.framework/Info.plist",
+        "package/Runtime/Plugins/macOS/libwebrtc.bundle/Contents/MacOS/libwebrtc",
+    ] {
+        assert!(paths.iter().any(|p| p == wanted), "{wanted} in {paths:?}");
+    }
+    assert!(
+        !paths.iter().any(|p| p.ends_with("Info.plist.meta")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_guid_already_on_the_registry_fails_a_later_package_naming_it() {
+    let registry = Verdaccio::shared();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("guids.json");
+    let cache = cache.to_str().unwrap();
+    let repo = Repo::new();
+    complete(&repo, "Packages/first", "com.test.studio-first", json!({}));
+    let monday = repo.commit("feat: first package");
+    let first = Cli::publish(registry, &repo, &monday)
+        .args(&["--package-paths", "Packages/first", "--guid-cache", cache])
+        .run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // Days later, another package starts as a copy of the first: same GUIDs (the fixture's GUIDs are
+    // derived from the name given to `fixture`, here the first package's).
+    repo.fixture(
+        "unity/complete",
+        "Packages/second",
+        "com.test.studio-first",
+        "1.0.0",
+        json!({"name": "com.test.studio-second"}),
+    );
+    let friday = repo.commit("feat: second package");
+    let second = Cli::publish(registry, &repo, &friday)
+        .args(&["--package-paths", "Packages/second", "--guid-cache", cache])
+        .run();
+
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert_eq!(second.count("published"), 0, "{}", second.stderr);
+    let f = failed(&second, "com.test.studio-second");
+    assert_eq!(f["stage"], "validate");
+    assert!(
+        problem_fields(f).contains(&"Runtime/Spinner.cs.meta".to_string()),
+        "{f}"
+    );
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "is already used by com.test.studio-first@1.0.0 Runtime/Spinner.cs.meta on the registry"
+        ),
+        "{reason}"
+    );
+    assert_eq!(
+        registry.version_status("com.test.studio-second", "1.0.0"),
+        404
+    );
+    // The cache holds what the runs read, by name@version.
+    let cached: Value = serde_json::from_str(&std::fs::read_to_string(cache).unwrap()).unwrap();
+    assert!(
+        cached["entries"]["com.test.studio-first@1.0.0"].is_object(),
+        "{cached}"
+    );
+
+    // The first package moves on: its next version keeps its own GUIDs, which is no clash.
+    repo.set_version("Packages/first", "com.test.studio-first", "1.1.0");
+    let next_week = repo.commit("feat: first 1.1.0");
+    let third = Cli::publish(registry, &repo, &next_week)
+        .args(&["--package-paths", "Packages/first", "--guid-cache", cache])
+        .run();
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(third.names("published"), ["com.test.studio-first@1.1.0"]);
+}
+
+#[test]
+fn a_version_unity_cannot_list_is_stored_but_not_published() {
+    let registry = Verdaccio::shared();
+    // The registry's search page leaves the package out, as Verdaccio's listing bugs have.
+    let proxy = FakeServer::proxy(registry, |request, status, body| {
+        if request.url.starts_with("/-/v1/search?text=com.test&") {
+            let mut page: Value = serde_json::from_slice(&body).unwrap();
+            page["objects"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|o| o["package"]["name"] != "com.test.unseen");
+            return (status, page.to_string().into_bytes());
+        }
+        (status, body)
+    });
+    let discord = FakeServer::discord();
+    let repo = Repo::new();
+    complete(&repo, "Packages/unseen", "com.test.unseen", json!({}));
+    complete(&repo, "Packages/seen", "com.test.seen", json!({}));
+    let sha = repo.commit("feat: two packages");
+
+    let run = Cli::new(&proxy.url)
+        .token("proxy-holds-the-real-token")
+        .discord(&discord)
+        .workspace(&repo, &sha)
+        .run();
+
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.names("published"), ["com.test.seen@1.0.0"]);
+    let unseen = failed(&run, "com.test.unseen");
+    assert_eq!(unseen["stage"], "visible");
+    let expected = format!(
+        "stored, but not visible to Unity: GET {}/-/v1/search?text=com.test&from=0&size=250 does not \
+         list com.test.unseen",
+        proxy.url
+    );
+    assert!(
+        unseen["reason"].as_str().unwrap().starts_with(&expected),
+        "{unseen}"
+    );
+    // It is on the registry (a later run skips it): only Unity cannot find it.
+    assert_eq!(registry.version_status("com.test.unseen", "1.0.0"), 200);
+    // Unity's own calls were made, as Unity makes them.
+    let requests = proxy.requests();
+    assert!(requests
+        .iter()
+        .any(|r| r.url == "/-/v1/search?text=com.test&from=0&size=250"));
+    let posted: String = discord
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        posted.contains("stored, but not visible to Unity"),
+        "{posted}"
+    );
 }
