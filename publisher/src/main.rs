@@ -1,6 +1,7 @@
 //! `upm-publisher`: publishes the UPM packages of one commit to an npm-compatible registry. Run by
 //! `.github/workflows/handle-publish-request.yml` for each `package_publish` dispatch from the worker.
 
+mod admit;
 mod assets;
 mod changelog;
 mod checkout;
@@ -144,6 +145,11 @@ struct PublishArgs {
     #[arg(long, env = "UPM_DRY_RUN")]
     dry_run: bool,
 
+    /// The central repository's `config/repositories.json`: when given, `--repository` must be
+    /// registered and active there, or nothing is published (the publish workflow always gives it).
+    #[arg(long, env = "UPM_REGISTRY_FILE", value_name = "FILE")]
+    registry_file: Option<PathBuf>,
+
     /// Concurrent registry lookups.
     #[arg(long, env = "UPM_JOBS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
@@ -234,6 +240,15 @@ fn publish(args: PublishArgs) -> ExitCode {
     let prepared = (|| {
         if let Some(repo) = &source.repository {
             check_repository(repo)?;
+        }
+        if let Some(file) = &args.registry_file {
+            let repo = source
+                .repository
+                .as_deref()
+                .ok_or("--registry-file needs --repository")?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("reading {}: {e}", file.display()))?;
+            admit::check_registered(&text, &file.display().to_string(), repo)?;
         }
         let sha = source
             .commit_sha
