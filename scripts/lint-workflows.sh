@@ -59,6 +59,12 @@ if ! "$venv/bin/zizmor" --offline --no-progress "${workflows[@]}"; then
   status=1
 fi
 
+# Our own rules, read from the workflow files: how GitHub really runs them (tests/workflows/).
+echo "==> workflow rules (tests/workflows/rules.test.mjs)" >&2
+if ! node --test --test-reporter=spec tests/workflows/*.test.mjs; then
+  status=1
+fi
+
 if [ "$status" -eq 0 ]; then
   echo "lint-workflows: ${#workflows[@]} workflow(s), no findings" >&2
 fi

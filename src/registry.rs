@@ -44,6 +44,10 @@ struct EntryFile {
     status: Status,
     #[serde(default)]
     branch: Option<String>,
+    /// Only tarballs signed by Unity's CLI may be published for this repository (the publisher reads
+    /// it; the worker does not).
+    #[serde(default)]
+    require_signed: bool,
     /// Free text for the humans who edit the file; not read.
     #[serde(default, rename = "note")]
     _note: Option<String>,
@@ -62,6 +66,7 @@ pub struct Entry {
     pub repository: RepoName,
     pub status: Status,
     pub branch: Option<String>,
+    pub require_signed: bool,
 }
 
 /// The parsed registry, keyed by the lower-cased `owner/name`.
@@ -99,6 +104,7 @@ impl Registry {
                 repository,
                 status: entry.status,
                 branch,
+                require_signed: entry.require_signed,
             };
             if let Some(previous) = entries.insert(key, entry) {
                 return Err(format!(

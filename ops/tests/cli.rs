@@ -1043,6 +1043,7 @@ fn a_github_app_from_the_environment() {
         installations: [("studio".to_string(), 77u64)].into(),
         token_ttl_secs: 3600,
         minted: Vec::new(),
+        minted_permissions: Vec::new(),
     });
     let mut world = World::new(state, REGISTRY);
     world.fake.state().tokens.clear();

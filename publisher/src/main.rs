@@ -1,6 +1,7 @@
 //! `upm-publisher`: publishes the UPM packages of one commit to an npm-compatible registry. Run by
 //! `.github/workflows/handle-publish-request.yml` for each `package_publish` dispatch from the worker.
 
+mod admit;
 mod assets;
 mod changelog;
 mod checkout;
@@ -169,8 +170,10 @@ struct PublishArgs {
     #[arg(long, env = "UPM_PREBUILT_TARBALLS", value_name = "DIR")]
     prebuilt_tarballs: Option<PathBuf>,
 
-    /// The registry file (config/repositories.json): its entry for --repository may say
-    /// `"require_signed": true`, and then unsigned packages are refused.
+    /// The central repository's registry file (config/repositories.json): when given, `--repository`
+    /// must be registered and active there or nothing is published, and its entry may say
+    /// `"require_signed": true`, and then unsigned packages are refused. The publish workflow always
+    /// gives it.
     #[arg(long, env = "UPM_REGISTRY_FILE", value_name = "FILE")]
     registry_file: Option<PathBuf>,
 }
@@ -253,14 +256,19 @@ fn publish(args: PublishArgs) -> ExitCode {
         if let Some(repo) = &source.repository {
             check_repository(repo)?;
         }
-        let require_signed = match (&args.registry_file, &source.repository) {
-            (Some(file), Some(repo)) => {
+        // The registry file (the central repository's, at this workflow's commit): the repository must be
+        // registered and active there, and its entry may require signed tarballs.
+        let require_signed = match &args.registry_file {
+            Some(file) => {
+                let repo = source
+                    .repository
+                    .as_deref()
+                    .ok_or("--registry-file needs --repository")?;
                 let text = std::fs::read_to_string(file)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
-                signing::require_signed(&text, repo)
-                    .map_err(|e| format!("{}: {e}", file.display()))?
+                    .map_err(|e| format!("reading {}: {e}", file.display()))?;
+                admit::check_registered(&text, &file.display().to_string(), repo)?.require_signed
             }
-            _ => false,
+            None => false,
         };
         let sha = source
             .commit_sha

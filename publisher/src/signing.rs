@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::assets::PackageFiles;
 use crate::model::Problem;
 
@@ -75,37 +73,6 @@ pub fn check_prebuilt(
     problems
 }
 
-/// The part of config/repositories.json the publisher reads: each entry's repository and whether it
-/// has switched to signed packages only. (The worker's parser, `upm_relay::registry`, does not know
-/// `require_signed` yet; see publisher/README.md, "Signed packages".)
-#[derive(Deserialize)]
-struct RegistryFile {
-    repositories: Vec<Entry>,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    url: String,
-    #[serde(default)]
-    require_signed: bool,
-}
-
-/// Does `repository` (`owner/name`) require signed publishes? Names compare case-insensitively, as
-/// GitHub's do; the entry's `url` may end in `.git` or `/`.
-pub fn require_signed(registry_text: &str, repository: &str) -> Result<bool, String> {
-    let de = &mut serde_json::Deserializer::from_str(registry_text);
-    let file: RegistryFile = serde_path_to_error::deserialize(de)
-        .map_err(|e| format!("at `{}`: {}", e.path(), e.inner()))?;
-    let wanted = repository.to_ascii_lowercase();
-    Ok(file.repositories.iter().any(|e| {
-        let url = e.url.trim_end_matches('/').trim_end_matches(".git");
-        let mut parts = url.rsplit('/');
-        let name = parts.next().unwrap_or("");
-        let owner = parts.next().unwrap_or("");
-        e.require_signed && format!("{owner}/{name}").to_ascii_lowercase() == wanted
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,16 +131,8 @@ mod tests {
     }
 
     #[test]
-    fn names_and_the_registry_setting() {
+    fn tarball_file_names() {
         assert_eq!(tarball_file_name("com.s.a", "1.0.0"), "com.s.a-1.0.0.tgz");
         assert_eq!(tarball_file_name("@s/a", "1.0.0"), "s-a-1.0.0.tgz");
-        let text = r#"{"$schema":"./schema.json","repositories":[
-            {"url":"https://github.com/Studio/Signed.git","status":"active","require_signed":true},
-            {"url":"https://github.com/studio/plain","status":"active"}]}"#;
-        assert_eq!(require_signed(text, "studio/signed"), Ok(true));
-        assert_eq!(require_signed(text, "studio/plain"), Ok(false));
-        assert_eq!(require_signed(text, "studio/unknown"), Ok(false));
-        let err = require_signed(r#"{"repositories":[{"url":5}]}"#, "a/b").unwrap_err();
-        assert!(err.contains("repositories[0].url"), "{err}");
     }
 }

@@ -478,6 +478,36 @@ fn a_failure_the_publisher_reported_itself_is_not_posted_twice() {
         .contains("validate"));
 }
 
+/// A step cut by its timeout (the fetch waiting for a binary) shows as "cancelled", and a job past its
+/// own timeout is cancelled as a whole: the report runs then too (`failure() || cancelled()`) and names
+/// the step.
+#[test]
+fn a_step_cut_by_its_timeout_is_reported_like_a_failure() {
+    let workflow =
+        std::fs::read_to_string(repo_root().join(".github/workflows/handle-publish-request.yml"))
+            .unwrap();
+    assert!(
+        workflow.contains("if: ${{ failure() || cancelled() }}"),
+        "the report step must also run for a cancelled (timed-out) job"
+    );
+    let discord = FakeServer::discord();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.json");
+    let steps = r#"{"runner":{"outcome":"success"},"target":{"outcome":"success"},
+                    "scripts":{"outcome":"success"},"fetch":{"outcome":"cancelled"}}"#;
+
+    let (code, output) = report_failed_run(steps, &audit, &discord);
+
+    assert_eq!(code, 0, "{output}");
+    let posts = discord.requests();
+    assert_eq!(posts.len(), 1, "{output}");
+    let description = posts[0].json()["embeds"][0]["description"].to_string();
+    assert!(description.contains("`fetch`"), "{description}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&audit).unwrap()).unwrap();
+    assert_eq!(written["failed"][0]["step"], "fetch");
+}
+
 #[test]
 fn a_failed_commit_back_after_a_partly_failed_publish_is_still_posted() {
     let discord = FakeServer::discord();
@@ -545,8 +575,8 @@ struct FetchWorld {
 }
 
 impl FetchWorld {
-    /// Runs of ci.yml for SHA, newest first: a pull request's (its own binary), a fork's push, and the
-    /// default branch's push. Each has an artifact; only the last is ours.
+    /// Runs of publisher-binary.yml for SHA, newest first: a pull request's (its own binary), a fork's
+    /// push, and the default branch's push. Each has an artifact; only the last is ours.
     fn new() -> FetchWorld {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
@@ -555,11 +585,11 @@ impl FetchWorld {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(bin.join("gh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let runs = serde_json::json!({"workflow_runs": [
-            {"id": 30, "event": "pull_request", "conclusion": "success",
+            {"id": 30, "event": "pull_request", "status": "completed", "conclusion": "success",
              "head_repository": {"full_name": "studio/upm-central"}},
-            {"id": 20, "event": "push", "conclusion": "success",
+            {"id": 20, "event": "push", "status": "completed", "conclusion": "success",
              "head_repository": {"full_name": "someone/upm-central"}},
-            {"id": 10, "event": "push", "conclusion": "success",
+            {"id": 10, "event": "push", "status": "completed", "conclusion": "success",
              "head_repository": {"full_name": "studio/upm-central"}}
         ]});
         std::fs::write(dir.path().join("runs.json"), runs.to_string()).unwrap();
@@ -610,6 +640,8 @@ impl FetchWorld {
             .env("FAKE_GH_RUNS", self.dir.path().join("runs.json"))
             .env("FAKE_GH_ARTIFACTS", self.dir.path().join("artifacts"))
             .env_remove("UPM_ATTESTATION")
+            .env_remove("UPM_DEFAULT_BRANCH")
+            .env_remove("GITHUB_REF")
             .env_remove("FAKE_GH_ATTESTATION");
         for (k, v) in envs {
             command.env(k, v);
@@ -619,6 +651,12 @@ impl FetchWorld {
             + &String::from_utf8_lossy(&output.stdout);
         eprintln!("--- fetch-publisher ---\n{text}");
         (output.status.code().unwrap_or(-1), text, out)
+    }
+
+    /// Replaces the canned runs of publisher-binary.yml.
+    fn runs(&self, runs: serde_json::Value) {
+        let doc = serde_json::json!({ "workflow_runs": runs });
+        std::fs::write(self.dir.path().join("runs.json"), doc.to_string()).unwrap();
     }
 
     fn gh_log(&self) -> String {
@@ -643,7 +681,9 @@ fn the_binary_comes_from_the_default_branchs_own_ci_run_and_is_verified() {
     assert!(fetched.contains("upm-publisher 0.1.0"), "{fetched}");
     let log = world.gh_log();
     assert!(
-        log.contains(&format!("actions/workflows/ci.yml/runs?head_sha={SHA}")),
+        log.contains(&format!(
+            "actions/workflows/publisher-binary.yml/runs?head_sha={SHA}"
+        )),
         "{log}"
     );
     // Neither the pull request's nor the fork's artifact was even downloaded.
@@ -652,7 +692,7 @@ fn the_binary_comes_from_the_default_branchs_own_ci_run_and_is_verified() {
         "{log}"
     );
     assert!(log.contains(&format!(
-        "attestation verify upm-publisher --repo studio/upm-central --signer-workflow studio/upm-central/.github/workflows/ci.yml --source-digest {SHA}"
+        "attestation verify upm-publisher --repo studio/upm-central --signer-workflow studio/upm-central/.github/workflows/publisher-binary.yml --source-digest {SHA}"
     )), "{log}");
 }
 
@@ -688,13 +728,76 @@ fn a_tampered_or_unattested_binary_is_refused() {
 #[test]
 fn no_build_for_the_commit_fails_once_the_wait_is_over() {
     let world = FetchWorld::new();
-    std::fs::remove_dir_all(world.dir.path().join("artifacts/10")).unwrap();
+    world.runs(serde_json::json!([]));
     let (code, output, _) = world.fetch(&[]);
     assert_eq!(code, 1, "{output}");
     assert!(
-        output.contains("ci.yml has no upm-publisher-linux-x64"),
+        output.contains("publisher-binary.yml has no upm-publisher-linux-x64"),
         "{output}"
     );
+}
+
+#[test]
+fn a_build_still_running_is_waited_for_and_never_downloaded_from() {
+    let world = FetchWorld::new();
+    world.runs(serde_json::json!([
+        {"id": 10, "event": "push", "status": "in_progress", "conclusion": null,
+         "head_repository": {"full_name": "studio/upm-central"}}
+    ]));
+    let (code, output, _) = world.fetch(&[]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("has no upm-publisher-linux-x64"),
+        "{output}"
+    );
+    assert!(
+        !world.gh_log().contains("run download"),
+        "{}",
+        world.gh_log()
+    );
+}
+
+/// A build that failed (or was cancelled) will not produce a binary however long the job waits: the
+/// fetch says so at once instead of waiting 15 minutes.
+#[test]
+fn a_failed_build_fails_at_once() {
+    let world = FetchWorld::new();
+    world.runs(serde_json::json!([
+        {"id": 10, "event": "push", "status": "completed", "conclusion": "failure",
+         "head_repository": {"full_name": "studio/upm-central"}}
+    ]));
+    let (code, output, _) = world.fetch(&[("UPM_PUBLISHER_WAIT", "900")]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("built no upm-publisher-linux-x64")
+            && output.contains("10 completed failure"),
+        "{output}"
+    );
+    assert!(!output.contains("waiting"), "{output}");
+}
+
+/// publisher-binary.yml builds the default branch only: a manual replay started from another branch
+/// is told so at once, before any request.
+#[test]
+fn a_run_on_another_branch_fails_at_once_naming_the_default_branch() {
+    let world = FetchWorld::new();
+    let (code, output, _) = world.fetch(&[
+        ("GITHUB_REF", "refs/heads/feature"),
+        ("UPM_DEFAULT_BRANCH", "master"),
+        ("UPM_PUBLISHER_WAIT", "900"),
+    ]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("refs/heads/feature") && output.contains("start the workflow from master"),
+        "{output}"
+    );
+    assert_eq!(world.gh_log(), "", "no request was made");
+    // On the default branch itself the fetch goes ahead.
+    let (code, output, _) = world.fetch(&[
+        ("GITHUB_REF", "refs/heads/master"),
+        ("UPM_DEFAULT_BRANCH", "master"),
+    ]);
+    assert_eq!(code, 0, "{output}");
 }
 
 /// The two workflow lines the guarantees above rest on: no concurrency group (GitHub would cancel all

@@ -314,6 +314,26 @@ test("a legacy dispatcher's empty package_path publishes every package", async (
   await world.assertAnnounced("com.studio.legacy-b", "2.0.0");
 });
 
+test("a dispatch for a repository that is not registered publishes nothing", async () => {
+  // Anyone allowed to dispatch on the central repository could name any repository the App can read:
+  // the publish job checks config/repositories.json at its own commit first.
+  const repo = world.repos.get(`${ORG}/not-registered`.toLowerCase());
+  const response = await fetch(`${world.github.url}/repos/${CENTRAL}/dispatches`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${world.token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      event_type: "package_publish",
+      client_payload: { repository: `${ORG}/not-registered`, commit_sha: repo.head(), branch: "main", package_path: "" },
+    }),
+  });
+  assert.equal(response.status, 204);
+  const [run] = await world.runner.runsFor(`${ORG}/not-registered`);
+  assert.equal(run.exitCode, 1, run.output);
+  assert.match(run.output, /Studio\/not-registered is not registered in config\/repositories\.json/);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.stray"), []);
+  timings.push({ row: "dispatch for an unregistered repository (refused)", ms: null });
+});
+
 test("a dispatch accepted but its run never happens: reconcile publishes", async () => {
   const repo = await repoWith("outage", [["Packages/com.studio.outage", "com.studio.outage", "3.0.0"]]);
   // Before the outage the repository's current version is published (reconcile must not redo it).
@@ -350,4 +370,22 @@ test("a dispatch accepted but its run never happens: reconcile publishes", async
   assert.equal((await world.github.dispatches()).length, dispatched);
   const [, cold] = requestSummary(sweep.output);
   console.log(`reconcile: ${cold} GitHub requests for the sweep that caught up, ${total} (all 304) for the quiet one, ${active} active repositories`);
+});
+
+test("a registered repository GitHub will not show us: only its line of the sweep fails", async () => {
+  // Deleted, renamed, or not (or no longer) in the App's installation: GitHub answers 404 for its reads.
+  // The sweep still checks every other repository; the run fails so that a person looks.
+  const registry = structuredClone(REGISTRY);
+  registry.repositories.find((r) => r.url === url("toggle")).status = "active";
+  registry.repositories.push({ url: url("vanished"), status: "active" });
+  world.central.write("config/repositories.json", registry);
+  const dispatched = (await world.github.dispatches()).length;
+  const sweep = await world.reconcile();
+  assert.equal(sweep.exitCode, 1, sweep.output);
+  assert.match(sweep.output, /Studio\/vanished: FAILED: /, sweep.output);
+  const upToDate = sweep.output.match(/: up to date \(/g)?.length ?? 0;
+  assert.equal(upToDate, registry.repositories.length - 1, sweep.output);
+  assert.doesNotMatch(sweep.output, /missing/, sweep.output);
+  assert.equal((await world.github.dispatches()).length, dispatched, "nothing to catch up");
+  requestSummary(sweep.output);
 });

@@ -20,7 +20,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -466,6 +466,10 @@ class Runner {
       secrets: { NPM_TOKEN: this.world.verdaccio.token, DISCORD_WEBHOOK_URL: this.world.discord.url },
       runnerTemp,
     });
+    // The workflow's sparse checkout of the central repository at its commit: the registry file, which
+    // the publisher checks the dispatched repository against (UPM_REGISTRY_FILE).
+    mkdirSync(join(workspace, "config"));
+    copyFileSync(join(this.world.central.work, "config/repositories.json"), join(workspace, "config/repositories.json"));
     // The workflow's checkout step: the repository and ref it names, full history, at its path.
     const repo = this.world.repos.get(fetched.repository.toLowerCase());
     if (!repo) return { exitCode: null, output: `no such repository ${fetched.repository}` };

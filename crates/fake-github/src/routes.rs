@@ -291,6 +291,12 @@ fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
 fn installation_of(state: &State, segs: &[&str]) -> Response {
     let app = state.app.as_ref().expect("checked by check_jwt");
     let owner = segs[1].to_ascii_lowercase();
+    // GitHub answers 404 for a repository that does not exist, even under an installed owner.
+    if let ["repos", owner, name, _] = segs {
+        if state.repo(&format!("{owner}/{name}")).is_none() {
+            return not_found();
+        }
+    }
     match app.installations.get(&owner) {
         Some(id) => Response::json(200, json!({ "id": id, "account": { "login": segs[1] } })),
         None => not_found(),
@@ -305,9 +311,51 @@ fn route_app(state: &mut State, request: &Request, segs: &[&str], now: i64) -> R
             let Some(app) = state.app.as_mut() else {
                 return not_found();
             };
-            if !app.installations.values().any(|i| *i == id) {
+            let Some(owner) = app
+                .installations
+                .iter()
+                .find(|(_, i)| **i == id)
+                .map(|(owner, _)| owner.clone())
+            else {
                 return not_found();
+            };
+            #[derive(serde::Deserialize, Default)]
+            #[serde(default)]
+            struct Ask {
+                repositories: Option<Vec<String>>,
+                permissions: Option<serde_json::Value>,
             }
+            let ask: Ask = if request.body.is_empty() {
+                Ask::default()
+            } else {
+                match serde_json::from_slice(&request.body) {
+                    Ok(ask) => ask,
+                    Err(e) => return Response::error(400, &format!("Problems parsing JSON: {e}")),
+                }
+            };
+            // GitHub's limits on a token request ("Create an installation access token for an app"): at
+            // most 500 repositories by name, and ONE repository the installation cannot reach refuses
+            // the whole token.
+            if let Some(names) = &ask.repositories {
+                if names.len() > 500 {
+                    return Response::error(
+                        422,
+                        "Too many repositories: a token can name at most 500 repositories",
+                    );
+                }
+                let unreachable = names
+                    .iter()
+                    .any(|name| state.repo(&format!("{owner}/{name}")).is_none());
+                if unreachable {
+                    return Response::error(
+                        422,
+                        "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                    );
+                }
+            }
+            let app = state.app.as_mut().expect("checked above");
+            app.minted_permissions
+                .push(ask.permissions.unwrap_or_else(|| json!({})));
             let token = format!("ghs_fake_installation_{serial}");
             let expires = now + app.token_ttl_secs;
             app.minted.push((token.clone(), expires));

@@ -45,6 +45,9 @@ pub struct App {
     /// Recorded: installation tokens minted (`token`, `expires_at` Unix seconds).
     #[serde(default)]
     pub minted: Vec<(String, i64)>,
+    /// Recorded: the `permissions` each token request asked for (`{}` when it asked for none), in order.
+    #[serde(default)]
+    pub minted_permissions: Vec<serde_json::Value>,
 }
 
 fn default_token_ttl() -> i64 {

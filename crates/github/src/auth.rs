@@ -56,6 +56,10 @@ pub struct AppCredentials {
     pub app_id: String,
     signing_key: SigningKey<Sha256>,
     pub installation: Installation,
+    /// The permissions asked for each installation token (`{"contents": "read"}`), narrower than the
+    /// App's own; empty: all the App has. GitHub: "POST /app/installations/{installation_id}/access_tokens"
+    /// takes `permissions`, and refuses one the App lacks.
+    pub permissions: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for AppCredentials {
@@ -92,7 +96,28 @@ impl AppCredentials {
             app_id: app_id.to_string(),
             signing_key: SigningKey::<Sha256>::new(key),
             installation,
+            permissions: Default::default(),
         })
+    }
+
+    /// Narrows every installation token to `spec`: comma-separated `name:level` pairs, e.g.
+    /// `contents:read,metadata:read` (GitHub's permission names; levels `read`, `write`, `admin`).
+    pub fn with_permissions(mut self, spec: &str) -> Result<AppCredentials, String> {
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, level) = pair.split_once(':').ok_or_else(|| {
+                format!("GITHUB_APP_TOKEN_PERMISSIONS: {pair:?} is not name:level")
+            })?;
+            let (name, level) = (name.trim(), level.trim());
+            let name_ok =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            if !name_ok || !matches!(level, "read" | "write" | "admin") {
+                return Err(format!(
+                    "GITHUB_APP_TOKEN_PERMISSIONS: {pair:?} is not name:read, name:write or name:admin"
+                ));
+            }
+            self.permissions.insert(name.to_string(), level.to_string());
+        }
+        Ok(self)
     }
 
     /// The App's JSON Web Token (RS256), valid for 9 minutes from a minute ago: GitHub refuses an `exp`
@@ -152,11 +177,12 @@ impl Credentials {
                             .to_string(),
                     ),
                 };
-                Ok(Credentials::App(Box::new(AppCredentials::new(
-                    &app_id,
-                    &Secret::new(key),
-                    installation,
-                )?)))
+                let app = AppCredentials::new(&app_id, &Secret::new(key), installation)?;
+                let app = match var("GITHUB_APP_TOKEN_PERMISSIONS") {
+                    Some(spec) => app.with_permissions(&spec)?,
+                    None => app,
+                };
+                Ok(Credentials::App(Box::new(app)))
             }
             (Some(_), None) | (None, Some(_)) => Err(
                 "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY go together: set both, or neither and GITHUB_TOKEN"
@@ -305,6 +331,28 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert!(err.contains("no organization"), "{err}");
+    }
+
+    #[test]
+    fn token_permissions_are_parsed_strictly() {
+        let app = |spec: &str| {
+            AppCredentials::new("42", &Secret::new(TEST_KEY_PKCS1), Installation::Id(1))
+                .unwrap()
+                .with_permissions(spec)
+        };
+        let narrowed = app(" contents:read, metadata:read ,").unwrap();
+        assert_eq!(
+            narrowed.permissions.into_iter().collect::<Vec<_>>(),
+            [
+                ("contents".to_string(), "read".to_string()),
+                ("metadata".to_string(), "read".to_string())
+            ]
+        );
+        assert!(app("").unwrap().permissions.is_empty());
+        for bad in ["contents", "contents:none", "Contents:read", ":read"] {
+            let err = app(bad).unwrap_err();
+            assert!(err.contains("GITHUB_APP_TOKEN_PERMISSIONS"), "{bad}: {err}");
+        }
     }
 
     #[test]

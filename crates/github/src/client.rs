@@ -719,7 +719,12 @@ impl GitHub {
             expires_at: String,
         }
         let path = format!("/app/installations/{installation_id}/access_tokens");
-        let answer = self.request("POST", &path, Some(b"{}".to_vec()), AuthAs::AppJwt)?;
+        let body = if app.permissions.is_empty() {
+            b"{}".to_vec()
+        } else {
+            to_json(&serde_json::json!({ "permissions": app.permissions }))
+        };
+        let answer = self.request("POST", &path, Some(body), AuthAs::AppJwt)?;
         let answer = success("POST", &path, answer).map_err(|e| Error::Auth(e.to_string()))?;
         let minted: Minted = decode("POST", &path, &answer.body)?;
         let expires_at_unix =

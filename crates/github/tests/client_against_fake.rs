@@ -521,6 +521,7 @@ fn app_fake(ttl: i64) -> FakeGitHub {
             installations: [("studio".to_string(), 77u64)].into(),
             token_ttl_secs: ttl,
             minted: Vec::new(),
+            minted_permissions: Vec::new(),
         }),
         ..State::default()
     };
