@@ -3,6 +3,7 @@
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import assert from "node:assert/strict";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -110,6 +111,25 @@ export class Verdaccio {
       throw error;
     }
     return Object.keys((await response.json()).versions ?? {}).sort();
+  }
+
+  /// What Unity's Package Manager sees of `name@version`: it lists a scoped registry with ONE search call
+  /// (`/-/v1/search?text=<scope>&from=0&size=250`; crates/unity/src/search.rs), which must answer JSON
+  /// and list the package (at `latest`: Verdaccio's search objects carry `dist-tags`, not `version`), then
+  /// reads the packument, which must list the version. Fails naming the endpoint and what it answered.
+  async assertVisibleToUnity(name, version) {
+    const scope = name.split(".").slice(0, 2).join(".");
+    const url = `${this.url}/-/v1/search?text=${encodeURIComponent(scope)}&from=0&size=250`;
+    const search = await fetch(url);
+    const type = search.headers.get("content-type") ?? "";
+    assert.equal(search.status, 200, `GET ${url}: ${search.status}`);
+    assert.match(type, /^application\/json\b/, `GET ${url} answered ${type}, which Unity does not read`);
+    const listed = (await search.json()).objects.map((o) => o.package).find((p) => p.name === name);
+    assert.ok(listed, `GET ${url} does not list ${name}: Unity's Package Manager would not show it`);
+    const packument = await (await fetch(`${this.url}/${name.replace("/", "%2f")}`)).json();
+    assert.ok(packument.versions?.[version], `the packument of ${name} does not list ${version}`);
+    const latest = packument["dist-tags"]?.latest;
+    assert.equal(listed.version ?? listed["dist-tags"]?.latest, latest, `the search lists ${name} at another version than latest`);
   }
 
   /// Publishes `name@version` directly (a version that was already there before the push).

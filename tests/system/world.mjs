@@ -114,7 +114,8 @@ export class World {
     }
   }
 
-  /// Discord heard of `name@version` once its run ended (the success embed names both).
+  /// Discord heard of `name@version` once its run ended (the success embed names both), and Unity's
+  /// Package Manager can see it.
   async assertAnnounced(name, version) {
     await this.runner.idle();
     const messages = this.discord.messages.filter((m) => {
@@ -122,6 +123,8 @@ export class World {
       return text.includes(name) && text.includes(version);
     });
     assert.ok(messages.length >= 1, `Discord was not told of ${name}@${version}: ${this.discord.text().slice(0, 2000)}`);
+    // "Published" is what Unity can see, not what Verdaccio stored.
+    await this.verdaccio.assertVisibleToUnity(name, version);
   }
 
   /// A repository "on GitHub": a bare remote, a developer's clone, and (after `mirror`) the fake's copy.
