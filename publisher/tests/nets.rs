@@ -885,29 +885,19 @@ fn the_publish_request_is_checked_before_anything_runs() {
     assert!(!dir.path().join("x").exists());
 }
 
-/// Reconcile's read token is scoped to the registry's active repositories of the workflow's owner.
+/// Reconcile mints one token itself: the dispatch token, for the central repository alone.
 #[test]
-fn reconciles_token_covers_the_active_repositories_of_the_owner_only() {
+fn reconciles_dispatch_token_names_this_repository_even_on_a_schedule() {
+    // On a schedule `github.event.repository` is empty, and an empty `repositories` input would mint a
+    // token for every repository of the owner: the name comes from GITHUB_REPOSITORY instead.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("config")).unwrap();
-    std::fs::write(
-        dir.path().join("config/repositories.json"),
-        r#"{"repositories": [
-            {"url": "https://github.com/Studio/Alpha.git/", "status": "active"},
-            {"url": "Studio/beta", "status": "active", "branch": "release"},
-            {"url": "https://www.github.com/studio/Gamma", "status": "active"},
-            {"url": "https://github.com/Other/Delta", "status": "active"},
-            {"url": "https://github.com/Studio/Old", "status": "disabled"}
-        ]}"#,
-    )
-    .unwrap();
     let workflow = ".github/workflows/reconcile.yml";
-    let step = "List the repositories to read";
-    let (code, text, outputs) = run_step(workflow, step, dir.path(), &[("OWNER", "studio")]);
+    let (code, text, outputs) = run_step(
+        workflow,
+        "Name this repository",
+        dir.path(),
+        &[("GITHUB_REPOSITORY", "Studio/upm-central")],
+    );
     assert_eq!(code, 0, "{text}");
-    assert_eq!(outputs, "names=Alpha,Gamma,beta\n");
-
-    let (code, text, _) = run_step(workflow, step, dir.path(), &[("OWNER", "nobody")]);
-    assert_eq!(code, 1, "{text}");
-    assert!(text.contains("no active repository"), "{text}");
+    assert_eq!(outputs, "name=upm-central\n");
 }

@@ -76,6 +76,24 @@ test("the binary is built apart from the tests, for the default branch, and neve
   assert.match(readFileSync(join(ROOT, "scripts/fetch-publisher.sh"), "utf8"), /^workflow=publisher-binary\.yml$/m);
 });
 
+test("every job that compiles pins one Rust toolchain, at least the crates' rust-version", () => {
+  const pins = new Map();
+  for (const file of FILES) {
+    for (const [name, job] of Object.entries(workflow(file).jobs)) {
+      const compiles = (job.steps ?? []).some((s) => /\bcargo |scripts\/setup\.sh/.test(s.run ?? ""));
+      if (compiles) pins.set(`${file}:${name}`, job.env?.RUSTUP_TOOLCHAIN);
+    }
+  }
+  assert.ok(pins.size >= 4, `jobs that compile: ${[...pins.keys()]}`);
+  const versions = new Set(pins.values());
+  assert.equal(versions.size, 1, `one pin for all: ${JSON.stringify(Object.fromEntries(pins))}`);
+  const [pin] = versions;
+  assert.match(pin ?? "", /^\d+\.\d+\.\d+$/, "a release, not a channel that moves");
+  const msrv = readFileSync(join(ROOT, "Cargo.toml"), "utf8").match(/^rust-version = "([\d.]+)"$/m)[1];
+  const [a, b] = [pin, msrv].map((v) => v.split(".").map(Number));
+  assert.ok(a[0] > b[0] || (a[0] === b[0] && a[1] >= b[1]), `toolchain ${pin} is older than rust-version ${msrv}`);
+});
+
 test("deploy.yml deploys on every change the worker's build reads, from the default branch only", () => {
   const wf = workflow("deploy.yml");
   const paths = on(wf).push.paths;
