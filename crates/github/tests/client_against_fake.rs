@@ -568,6 +568,93 @@ fn a_github_app_mints_one_installation_token_and_reuses_it() {
 }
 
 #[test]
+fn a_narrowed_app_asks_for_its_permissions_and_names_no_repository() {
+    // Reconcile's reads (GITHUB_APP_TOKEN_PERMISSIONS=contents:read): the token request carries the
+    // permissions and no `repositories`, so no single repository can get the token refused.
+    let fake = app_fake(3600);
+    let app = AppCredentials::new("4242", &Secret::new(KEY_PKCS1), Installation::Id(77))
+        .unwrap()
+        .with_permissions("contents:read")
+        .unwrap();
+    let github = GitHub::new(config(&fake), Credentials::App(Box::new(app))).unwrap();
+    github.repository("Studio/Core").unwrap();
+    let plain = app_client(&fake, Installation::Id(77));
+    plain.repository("Studio/Core").unwrap();
+    let asked = fake
+        .state()
+        .app
+        .as_ref()
+        .unwrap()
+        .minted_permissions
+        .clone();
+    assert_eq!(
+        asked,
+        [
+            serde_json::json!({"contents": "read"}),
+            serde_json::json!({})
+        ]
+    );
+    let minting: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/access_tokens"))
+        .collect();
+    assert_eq!(minting.len(), 2);
+}
+
+/// GitHub's rules for a token request that names repositories ("Create an installation access token
+/// for an app"), and for an installation lookup, held by the fake so that no test can pass on a request
+/// GitHub would refuse.
+#[test]
+fn the_fake_refuses_token_requests_github_refuses() {
+    let fake = app_fake(3600);
+    let jwt = AppCredentials::new("4242", &Secret::new(KEY_PKCS1), Installation::Id(77))
+        .unwrap()
+        .jwt(now());
+    let post = |body: serde_json::Value| {
+        let response = ureq::post(&format!(
+            "{}/app/installations/77/access_tokens",
+            fake.url()
+        ))
+        .header("Authorization", &format!("Bearer {jwt}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body.to_string().as_bytes())
+        .unwrap();
+        let status = response.status().as_u16();
+        (status, response.into_body().read_to_string().unwrap())
+    };
+    assert_eq!(post(serde_json::json!({"repositories": ["Core"]})).0, 201);
+    let (status, body) = post(serde_json::json!({"repositories": ["Core", "Deleted"]}));
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("at least one repository that does not exist or is not accessible"),
+        "{body}"
+    );
+    let many: Vec<String> = (0..501).map(|i| format!("r{i}")).collect();
+    assert_eq!(post(serde_json::json!({ "repositories": many })).0, 422);
+
+    let lookup = |path: &str| {
+        ureq::get(&format!("{}{path}", fake.url()))
+            .header("Authorization", &format!("Bearer {jwt}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(lookup("/repos/Studio/Core/installation"), 200);
+    assert_eq!(
+        lookup("/repos/Studio/Deleted/installation"),
+        404,
+        "a repository that does not exist"
+    );
+}
+
+#[test]
 fn a_token_within_five_minutes_of_expiry_is_replaced() {
     // Tokens that live 4 minutes are always inside the 5-minute margin: each call mints a new one.
     let fake = app_fake(240);
