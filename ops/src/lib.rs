@@ -11,6 +11,7 @@ pub mod discord;
 pub mod migration;
 pub mod registry_file;
 pub mod table;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::time::Duration;
