@@ -11,13 +11,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use upm_ops::{cmd_deliveries, cmd_migrate, cmd_registry, cmd_status, Context};
+use upm_ops::{cmd_deliveries, cmd_migrate, cmd_registry, cmd_status, cmd_trace, Context};
 
 #[derive(Parser)]
 #[command(
     name = "upm",
     version,
-    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status"
+    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status, trace"
 )]
 struct Cli {
     #[command(flatten)]
@@ -81,6 +81,23 @@ enum Command {
     /// Moving repositories from per-repository dispatcher workflows to the organization webhook.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Where is my package? One bump through every stage: delivery, dispatch, run, registry,
+    /// changelog, Discord; where it stopped and what to do next. Exit 3 when a bump is not published.
+    Trace(TraceArgs),
+}
+
+#[derive(Args)]
+struct TraceArgs {
+    /// The package repository (owner/name).
+    repository: String,
+    /// A commit sha, or package@version. Without it: the last pushes that touched a package.json.
+    target: Option<String>,
+    /// The npm-compatible registry the packages publish to.
+    #[arg(long, env = "UPM_REGISTRY")]
+    registry: Option<String>,
+    /// Without a target: how many recent pushes to trace.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=50))]
+    last: u16,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +259,13 @@ fn main() -> ExitCode {
             args.apply,
         ),
         Command::Status(args) => cmd_status::run(&context, args.registry.as_deref()),
+        Command::Trace(args) => cmd_trace::run(
+            &context,
+            &args.repository,
+            args.target.as_deref(),
+            args.registry.as_deref(),
+            usize::from(args.last),
+        ),
         Command::Migrate(command) => match command {
             MigrateCommand::Check {
                 repositories,

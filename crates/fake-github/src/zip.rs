@@ -33,7 +33,7 @@ pub fn write(files: &BTreeMap<String, String>) -> Vec<u8> {
             h.extend_from_slice(&(name.len() as u16).to_le_bytes());
             h.extend_from_slice(&0u16.to_le_bytes()); // extra length
             if central {
-                h.extend_from_slice(&[0u8; 8]); // comment length, disk, internal attributes
+                h.extend_from_slice(&[0u8; 6]); // comment length, disk, internal attributes
                 h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
                 h.extend_from_slice(&offset.to_le_bytes());
             }

@@ -203,6 +203,20 @@ pub struct HookDeliveryDetail {
     #[serde(flatten)]
     pub delivery: HookDelivery,
     pub request: DeliveryRequest,
+    /// What our endpoint answered (GitHub keeps the body as text).
+    #[serde(default)]
+    pub response: Option<DeliveryResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeliveryResponse {
+    /// The answer body; GitHub sends `null` when there was none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub payload: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
