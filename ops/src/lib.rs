@@ -12,6 +12,7 @@ pub mod discord;
 pub mod migration;
 pub mod npm;
 pub mod registry_file;
+pub mod slo;
 pub mod table;
 pub mod trace;
 pub mod zip;
