@@ -61,7 +61,7 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
 }
 
 /// GitHub unreachable: one message for the whole command, not one per request.
-fn github_error(context: &Context, e: Error) -> String {
+pub(crate) fn github_error(context: &Context, e: Error) -> String {
     match e {
         Error::Transport { detail, .. } => format!(
             "GitHub ({}) is unreachable: {detail}; nothing was traced",
@@ -99,27 +99,27 @@ struct ShaOnly {
 
 /// The part of a push payload we read.
 #[derive(Deserialize, Default)]
-struct PushPayload {
+pub(crate) struct PushPayload {
     #[serde(default, rename = "ref")]
-    ref_name: String,
+    pub(crate) ref_name: String,
     #[serde(default)]
-    after: String,
+    pub(crate) after: String,
     #[serde(default)]
-    commits: Vec<PushCommit>,
+    pub(crate) commits: Vec<PushCommit>,
     #[serde(default)]
     repository: Option<PushRepository>,
 }
 
 #[derive(Deserialize, Default)]
-struct PushCommit {
+pub(crate) struct PushCommit {
     #[serde(default)]
-    added: Vec<String>,
+    pub(crate) added: Vec<String>,
     #[serde(default)]
-    modified: Vec<String>,
+    pub(crate) modified: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
-struct PushRepository {
+pub(crate) struct PushRepository {
     /// Unix seconds in push payloads (other events write a date string; then it is ignored).
     #[serde(default)]
     pushed_at: Option<serde_json::Value>,
@@ -177,7 +177,7 @@ fn time(text: &Option<String>) -> Option<i64> {
 
 /// A package.json's (name, version) when it has a UPM shape (`unity` or `displayName`, the
 /// publisher's rule).
-fn upm_manifest(bytes: &[u8]) -> Option<(String, String)> {
+pub(crate) fn upm_manifest(bytes: &[u8]) -> Option<(String, String)> {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let serde_json::Value::Object(map) = serde_json::from_str(text).ok()? else {
@@ -190,7 +190,7 @@ fn upm_manifest(bytes: &[u8]) -> Option<(String, String)> {
     Some((field("name")?, field("version")?))
 }
 
-fn is_manifest_path(path: &str) -> bool {
+pub(crate) fn is_manifest_path(path: &str) -> bool {
     (path == "package.json" || path.ends_with("/package.json"))
         && !path.split('/').any(|s| SKIPPED_DIRS.contains(&s))
 }

@@ -5,6 +5,7 @@
 pub mod cmd_deliveries;
 pub mod cmd_migrate;
 pub mod cmd_registry;
+pub mod cmd_slo;
 pub mod cmd_status;
 pub mod cmd_trace;
 pub mod delivery_stats;

@@ -240,6 +240,8 @@ pub fn duration(secs: i64) -> String {
     let sign = if secs < 0 { "-" } else { "" };
     if s < 60 {
         format!("{sign}{s} s")
+    } else if s < 3600 && s % 60 == 0 {
+        format!("{sign}{} min", s / 60)
     } else if s < 3600 {
         format!("{sign}{} min {} s", s / 60, s % 60)
     } else {
@@ -1014,7 +1016,7 @@ mod tests {
         f.runs = vec![run("g-1", "queued", None, vec![job(None, None, None)])];
         let t = build(&f);
         assert_eq!(t.stopped_at, Some(Stage::Queue));
-        assert!(t.why.contains("queued for 10 min 0 s"), "{}", t.why);
+        assert!(t.why.contains("queued for 10 min:"), "{}", t.why);
         assert!(t.why.contains("[self-hosted, arc-publish]"), "{}", t.why);
         assert!(
             t.next_step.contains("gh run cancel 77 -R Studio/Central"),
@@ -1090,6 +1092,7 @@ mod tests {
     fn durations_read_like_people_write_them() {
         assert_eq!(duration(4), "4 s");
         assert_eq!(duration(200), "3 min 20 s");
+        assert_eq!(duration(300), "5 min");
         assert_eq!(duration(7_500), "2 h 5 min");
         assert_eq!(duration(-3), "-3 s");
     }
