@@ -324,6 +324,21 @@ fn figures_from_records_and_an_alert_once_per_breach_and_recovery() {
         recovery.contains("slo.a2@1.0.0 from Studio/A is on the registry"),
         "{recovery}"
     );
+
+    // Cost: the same report with the ETag cache sends as many requests, every one answered 304.
+    let cache = dir.path().join("etags.json");
+    let cache = cache.to_str().unwrap();
+    let (_, cold) = upm(&["--json", "--etag-cache", cache]);
+    let cold: Value = serde_json::from_str(&cold).unwrap();
+    let (_, warm) = upm(&["--json", "--etag-cache", cache]);
+    let warm: Value = serde_json::from_str(&warm).unwrap();
+    println!(
+        "requests per SLO report: {} without the ETag cache; {} with it, {} of them 304",
+        cold["github_requests"], warm["github_requests"], warm["github_not_modified"]
+    );
+    assert_eq!(cold["github_not_modified"], 0);
+    assert_eq!(warm["github_requests"], cold["github_requests"]);
+    assert_eq!(warm["github_not_modified"], warm["github_requests"]);
 }
 
 #[derive(Default)]
