@@ -5,12 +5,18 @@
 pub mod cmd_deliveries;
 pub mod cmd_migrate;
 pub mod cmd_registry;
+pub mod cmd_slo;
 pub mod cmd_status;
+pub mod cmd_trace;
 pub mod delivery_stats;
 pub mod discord;
 pub mod migration;
+pub mod npm;
 pub mod registry_file;
+pub mod slo;
 pub mod table;
+pub mod trace;
+pub mod zip;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -11,13 +11,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use upm_ops::{cmd_deliveries, cmd_migrate, cmd_registry, cmd_status, Context};
+use upm_ops::{cmd_deliveries, cmd_migrate, cmd_registry, cmd_slo, cmd_status, cmd_trace, Context};
 
 #[derive(Parser)]
 #[command(
     name = "upm",
     version,
-    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status"
+    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status, trace"
 )]
 struct Cli {
     #[command(flatten)]
@@ -81,6 +81,63 @@ enum Command {
     /// Moving repositories from per-repository dispatcher workflows to the organization webhook.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Where is my package? One bump through every stage: delivery, dispatch, run, registry,
+    /// changelog, Discord; where it stopped and what to do next. Exit 3 when a bump is not published.
+    Trace(TraceArgs),
+    /// The success metrics: webhook first-attempt success, push → start and push → published
+    /// (p50/p95/max), bumps not published within 30 minutes; overall, per repository, per day.
+    Slo(SloArgs),
+}
+
+#[derive(Args)]
+struct SloArgs {
+    /// Window: e.g. 7d, 24h.
+    #[arg(long, default_value = "7d")]
+    since: String,
+    /// The npm-compatible registry the packages publish to.
+    #[arg(long, env = "UPM_REGISTRY")]
+    registry: Option<String>,
+    /// Keep every push seen here between runs (GitHub's delivery log holds 3 days).
+    #[arg(long, env = "UPM_SLO_HISTORY")]
+    history: Option<PathBuf>,
+    /// Append the report and the daily Mermaid charts to this Markdown file.
+    #[arg(long, env = "GITHUB_STEP_SUMMARY")]
+    summary: Option<PathBuf>,
+    /// Post to Discord (DISCORD_WEBHOOK_URL) once per new breach and once per recovery in the alert
+    /// window; exit 1 while a target is missed.
+    #[arg(long)]
+    alert: bool,
+    #[arg(long, default_value = "24h")]
+    alert_window: String,
+    /// Where the alert remembers what it announced.
+    #[arg(long, env = "UPM_SLO_ALERT_STATE")]
+    alert_state: Option<PathBuf>,
+    /// Target: webhook first-attempt success above this percentage.
+    #[arg(long, default_value_t = 99.0)]
+    target_webhook: f64,
+    /// Target: p95 push → workflow start below this many seconds.
+    #[arg(long, default_value_t = 10)]
+    target_start: i64,
+    /// Target: p95 push → published below this many seconds.
+    #[arg(long, default_value_t = 300)]
+    target_published: i64,
+    /// A bump not on the registry this many minutes after its push is missed.
+    #[arg(long, default_value_t = 30)]
+    missing_after_minutes: i64,
+}
+
+#[derive(Args)]
+struct TraceArgs {
+    /// The package repository (owner/name).
+    repository: String,
+    /// A commit sha, or package@version. Without it: the last pushes that touched a package.json.
+    target: Option<String>,
+    /// The npm-compatible registry the packages publish to.
+    #[arg(long, env = "UPM_REGISTRY")]
+    registry: Option<String>,
+    /// Without a target: how many recent pushes to trace.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=50))]
+    last: u16,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +299,31 @@ fn main() -> ExitCode {
             args.apply,
         ),
         Command::Status(args) => cmd_status::run(&context, args.registry.as_deref()),
+        Command::Slo(args) => cmd_slo::run(
+            &context,
+            &cmd_slo::Options {
+                since: args.since,
+                registry: args.registry,
+                history: args.history,
+                summary: args.summary,
+                alert: args.alert,
+                alert_window: args.alert_window,
+                alert_state: args.alert_state,
+                targets: upm_ops::slo::Targets {
+                    webhook_success_pct: args.target_webhook,
+                    start_secs: args.target_start,
+                    published_secs: args.target_published,
+                    missing_after_secs: args.missing_after_minutes * 60,
+                },
+            },
+        ),
+        Command::Trace(args) => cmd_trace::run(
+            &context,
+            &args.repository,
+            args.target.as_deref(),
+            args.registry.as_deref(),
+            usize::from(args.last),
+        ),
         Command::Migrate(command) => match command {
             MigrateCommand::Check {
                 repositories,

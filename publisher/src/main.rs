@@ -231,7 +231,13 @@ fn fatal(reason: String) -> Outcome {
     })
 }
 
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 fn publish(args: PublishArgs) -> ExitCode {
+    let started_at = now_rfc3339();
+    let published_at = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let server_url = job::server_url();
     let run_url = job::run_url(&server_url);
     let mut source = Source {
@@ -304,6 +310,7 @@ fn publish(args: PublishArgs) -> ExitCode {
                 guid_cache: args.guid_cache.as_deref(),
                 prebuilt: args.prebuilt_tarballs.as_deref(),
                 require_signed,
+                published_at: &published_at,
             };
             run::run(&workspace.root, &request, &settings)
         }
@@ -328,9 +335,20 @@ fn publish(args: PublishArgs) -> ExitCode {
         program: "upm-publisher",
     };
     let notification = job::notify_discord(&how, || notify::build(&report));
+    let timings = summary::Timings {
+        started_at,
+        published_at: published_at.into_inner().unwrap_or_else(|e| e.into_inner()),
+        notified_at: (notification == "sent" || notification.starts_with("failed"))
+            .then(now_rfc3339),
+        finished_at: now_rfc3339(),
+    };
     let mut ok = !report.has_failures();
     if let Some(path) = &args.summary_file {
         let mut text = summary::markdown(&report);
+        text.push_str(&summary::timeline(
+            report.source.delivery.as_deref(),
+            &timings,
+        ));
         if let Some(problem) = notification.strip_prefix("failed: ") {
             text.push_str(&format!(
                 "\n> ⚠️ Discord notification failed: {}\n",
@@ -340,11 +358,9 @@ fn publish(args: PublishArgs) -> ExitCode {
         job::append_summary(path, &text, "upm-publisher");
     }
     if let Some(path) = &args.audit_file {
-        ok &= job::write_audit(
-            path,
-            &summary::audit(&report, Some(&notification)),
-            "upm-publisher",
-        );
+        let mut audit = summary::audit(&report, Some(&notification));
+        audit.timings = Some(&timings);
+        ok &= job::write_audit(path, &audit, "upm-publisher");
     }
     let counts = (
         report.published().count(),

@@ -32,6 +32,8 @@ pub struct Settings<'a> {
     pub prebuilt: Option<&'a Path>,
     /// The repository publishes signed packages only (`require_signed` in the registry file).
     pub require_signed: bool,
+    /// `name@version` → when it was published (RFC 3339), for the audit's timings.
+    pub published_at: &'a Mutex<BTreeMap<String, String>>,
 }
 
 /// `f` over `items` on up to `jobs` threads, results in input order.
@@ -488,6 +490,14 @@ fn publish_in_order(
             },
         );
         for (slot, id, outcome) in results.into_iter().flatten() {
+            if let Outcome::Published(_) = &outcome {
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                settings
+                    .published_at
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.clone(), now.to_string());
+            }
             let state = match &outcome {
                 Outcome::Failed(f) => Err(f.reason.clone()),
                 _ => Ok(()),

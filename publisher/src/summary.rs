@@ -145,6 +145,40 @@ pub struct Audit<'a> {
     pub failed: Vec<&'a Failed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification: Option<&'a str>,
+    /// The delivery that caused the run (also under `source`): what `upm trace` matches runs by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<&'a str>,
+    /// When each stage of the run happened, so `upm trace` reads times rather than guessing them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<&'a Timings>,
+}
+
+/// The times of a run's stages (RFC 3339, UTC, seconds).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// The publisher started (the job's earlier steps, checkout and download, came before).
+    pub started_at: String,
+    /// `name@version` → when its upload was verified on the registry.
+    pub published_at: std::collections::BTreeMap<String, String>,
+    /// When the Discord post was answered (absent when nothing was posted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<String>,
+    pub finished_at: String,
+}
+
+/// The job summary's timeline line: the delivery and the time of each stage.
+pub fn timeline(delivery: Option<&str>, timings: &Timings) -> String {
+    let time = |t: &str| t.get(11..19).unwrap_or(t).to_string();
+    let mut parts = vec![format!("delivery `{}`", cell(delivery.unwrap_or("manual")))];
+    parts.push(format!("started {}", time(&timings.started_at)));
+    for (id, at) in &timings.published_at {
+        parts.push(format!("{} published {}", cell(id), time(at)));
+    }
+    if let Some(at) = &timings.notified_at {
+        parts.push(format!("Discord {}", time(at)));
+    }
+    parts.push(format!("finished {} (UTC)", time(&timings.finished_at)));
+    format!("\n**Timeline:** {}\n", parts.join(" · "))
 }
 
 pub fn audit<'a>(report: &'a Report, notification: Option<&'a str>) -> Audit<'a> {
@@ -159,6 +193,8 @@ pub fn audit<'a>(report: &'a Report, notification: Option<&'a str>) -> Audit<'a>
         skipped: report.skipped().collect(),
         failed: report.failed().collect(),
         notification,
+        delivery: report.source.delivery.as_deref(),
+        timings: None,
     }
 }
 
@@ -257,5 +293,48 @@ mod tests {
         assert_eq!(json["published"][0]["change"], "minor");
         assert_eq!(json["published"][0]["dist_tag"], "latest");
         assert_eq!(json["published"][0]["signed"], true);
+    }
+
+    #[test]
+    fn the_audit_carries_the_delivery_and_the_times_of_each_stage() {
+        let mut report = Report::fixture(Vec::new());
+        report.source.delivery = Some("72d3162e-1".into());
+        let timings = Timings {
+            started_at: "2026-11-27T10:00:01Z".into(),
+            published_at: [(
+                "com.s.a@1.1.0".to_string(),
+                "2026-11-27T10:00:09Z".to_string(),
+            )]
+            .into_iter()
+            .collect(),
+            notified_at: Some("2026-11-27T10:00:10Z".into()),
+            finished_at: "2026-11-27T10:00:11Z".into(),
+        };
+        let mut audit = audit(&report, Some("sent"));
+        audit.timings = Some(&timings);
+        let json = serde_json::to_value(&audit).unwrap();
+        assert_eq!(json["delivery"], "72d3162e-1");
+        assert_eq!(json["timings"]["started_at"], "2026-11-27T10:00:01Z");
+        assert_eq!(
+            json["timings"]["published_at"]["com.s.a@1.1.0"],
+            "2026-11-27T10:00:09Z"
+        );
+        assert_eq!(json["timings"]["notified_at"], "2026-11-27T10:00:10Z");
+        // The keys `upm trace` reads (ops/src/cmd_trace.rs `AuditFile`) are all there.
+        for key in [
+            "ok",
+            "published",
+            "failed",
+            "skipped",
+            "notification",
+            "delivery",
+            "timings",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(
+            timeline(Some("72d3162e-1"), &timings),
+            "\n**Timeline:** delivery `72d3162e-1` · started 10:00:01 · com.s.a@1.1.0 published 10:00:09 · Discord 10:00:10 · finished 10:00:11 (UTC)\n"
+        );
     }
 }

@@ -14,7 +14,9 @@
 //! | `POST /graphql` `enablePullRequestAutoMerge` | refused when the repo disallows it or `auto_merge_refusal` is set |
 //! | `POST …/dispatches` | recorded (`dispatches`), ≤ 10 payload properties |
 //! | `GET /orgs/{org}/hooks/{id}/deliveries` (cursor pages, newest first), `GET …/{id}`, `POST …/{id}/attempts` | a redelivery is recorded and appended as a new attempt |
-//! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created=>=` filter |
+//! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created` (`>=`, `<=`, `A..B`), pages, GitHub's 1,000-result cap |
+//! | `GET …/actions/runs/{id}`, `…/runs/{id}/jobs`, `…/runs/{id}/artifacts`, `GET …/actions/artifacts/{id}/zip` | the zip: a 302 to a token-free download, 410 once expired |
+//! | `GET …/commits?sha=&path=&since=&until=` | first-parent history, newest first, pages |
 //! | `GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp) |
 //! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
 //!
@@ -24,6 +26,7 @@
 
 pub mod routes;
 pub mod state;
+pub mod zip;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -223,6 +226,9 @@ fn answer(mut request: tiny_http::Request, shared: &Shared, url: &str) {
         // Link URLs are absolute at GitHub; the routes write them relative to this server.
         let value = if name == "link" {
             value.replacen("</", &format!("<{url}/"), 1)
+        } else if name == "location" && value.starts_with('/') {
+            // A redirect (an artifact download) names a path of this server.
+            format!("{url}{value}")
         } else {
             value
         };

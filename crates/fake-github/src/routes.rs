@@ -417,6 +417,24 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
                 Err(e) => Response::error(400, &format!("delivery: {e}")),
             }
         }
+        ("GET", ["_fake", "artifact-downloads", owner, name, id]) => {
+            let Some(repo) = state.repo(&format!("{owner}/{name}")) else {
+                return not_found();
+            };
+            match repo
+                .workflow_runs
+                .iter()
+                .flat_map(|r| &r.artifacts)
+                .find(|a| a.id.to_string() == *id)
+            {
+                Some(a) => {
+                    let mut zip = Response::empty(200);
+                    zip.body = crate::zip::write(&a.files);
+                    zip.header("content-type", "application/zip")
+                }
+                None => not_found(),
+            }
+        }
         ("POST", ["_fake", "faults"]) => match serde_json::from_slice::<Fault>(&request.body) {
             Ok(fault) => {
                 state.faults.push(fault);
@@ -728,13 +746,7 @@ fn repo_route(
             }
         }
         ("GET", ["commits", reference]) => match repo.resolve(reference) {
-            Some(sha) => {
-                let commit = &repo.commits[&sha];
-                Response::json(
-                    200,
-                    json!({ "sha": sha, "commit": { "message": commit.message, "tree": { "sha": commit.tree } }, "parents": parents_json(commit) }),
-                )
-            }
+            Some(sha) => Response::json(200, commit_json(repo, &sha)),
             None => Response::error(422, &format!("No commit found for SHA: {reference}")),
         },
         ("GET", ["git", "commits", sha]) => match repo.commits.get(*sha) {
@@ -951,6 +963,50 @@ fn repo_route(
             workflow_runs(repo, Some(workflow), query)
         }
         ("GET", ["actions", "runs"]) => workflow_runs(repo, None, query),
+        ("GET", ["actions", "runs", id]) => match find_run(repo, id) {
+            Some(run) => Response::json(200, run_json(repo, run)),
+            None => not_found(),
+        },
+        ("GET", ["actions", "runs", id, "jobs"]) => match find_run(repo, id) {
+            Some(run) => {
+                let jobs: Vec<Value> = run.jobs.iter().map(|j| job_json(repo, run, j)).collect();
+                Response::json(200, json!({ "total_count": jobs.len(), "jobs": jobs }))
+            }
+            None => not_found(),
+        },
+        ("GET", ["actions", "runs", id, "artifacts"]) => match find_run(repo, id) {
+            Some(run) => {
+                let list: Vec<Value> = run
+                    .artifacts
+                    .iter()
+                    .map(|a| artifact_json(repo, run, a))
+                    .collect();
+                Response::json(200, json!({ "total_count": list.len(), "artifacts": list }))
+            }
+            None => not_found(),
+        },
+        // GitHub answers a download with a redirect to a URL that "expires after 1 minute" and needs
+        // no token; an expired artifact is gone (410).
+        ("GET", ["actions", "artifacts", id, "zip"]) => {
+            let found = repo
+                .workflow_runs
+                .iter()
+                .flat_map(|r| &r.artifacts)
+                .find(|a| a.id.to_string() == *id);
+            match found {
+                Some(a) if a.expired => Response::error(410, "Artifact has expired"),
+                Some(a) => {
+                    let mut redirect = Response::empty(302);
+                    redirect.headers.push((
+                        "location".into(),
+                        format!("/_fake/artifact-downloads/{}/{}", repo.full_name, a.id),
+                    ));
+                    redirect
+                }
+                None => not_found(),
+            }
+        }
+        ("GET", ["commits"]) => list_commits(repo, query),
         _ => {
             let _ = now;
             not_found()
@@ -975,28 +1031,241 @@ fn list_tree(repo: &Repo, sha: &str, prefix: &str, recursive: bool, out: &mut Ve
     }
 }
 
-fn workflow_runs(repo: &Repo, workflow: Option<&str>, query: &str) -> Response {
-    // `created=>=2026-11-27T00:00:00Z` is the only filter the tools use.
-    let since = query_param(query, "created")
-        .and_then(|c| c.strip_prefix(">=").map(str::to_string))
-        .and_then(|c| upm_github::deliveries::parse_rfc3339_utc(&c));
-    let mut runs: Vec<&crate::state::WorkflowRun> =
-        repo.workflow_runs
-            .iter()
-            .filter(|r| workflow.is_none_or(|w| r.workflow == w))
-            .filter(|r| match since {
-                Some(since) => upm_github::deliveries::parse_rfc3339_utc(&r.created_at)
-                    .is_some_and(|t| t >= since),
-                None => true,
-            })
+/// GitHub's date qualifier for `created` (its search syntax): `>=A`, `>A`, `<=B`, `<B`, `A..B`, `A`
+/// (that day), as Unix seconds `[from, to]`, both inclusive.
+fn created_range(text: &str) -> Option<(i64, i64)> {
+    use upm_github::deliveries::parse_rfc3339_utc as parse;
+    let day = |d: &str| {
+        if d.len() == 10 {
+            parse(&format!("{d}T00:00:00Z"))
+        } else {
+            parse(d)
+        }
+    };
+    if let Some((a, b)) = text.split_once("..") {
+        let from = if a == "*" { i64::MIN } else { day(a)? };
+        let to = if b == "*" {
+            i64::MAX
+        } else if b.len() == 10 {
+            day(b)? + 86_399
+        } else {
+            day(b)?
+        };
+        return Some((from, to));
+    }
+    if let Some(d) = text.strip_prefix(">=") {
+        return Some((day(d)?, i64::MAX));
+    }
+    if let Some(d) = text.strip_prefix("<=") {
+        return Some((i64::MIN, day(d)?));
+    }
+    if let Some(d) = text.strip_prefix('>') {
+        return Some((day(d)? + 1, i64::MAX));
+    }
+    if let Some(d) = text.strip_prefix('<') {
+        return Some((i64::MIN, day(d)? - 1));
+    }
+    let d = day(text)?;
+    Some((d, if text.len() == 10 { d + 86_399 } else { d }))
+}
+
+/// GitHub: "This endpoint will return up to 1,000 results for each search when using the following
+/// parameters: `actor`, `branch`, `check_suite_id`, `created`, `event`, `head_sha`, `status`."
+pub const RUNS_SEARCH_CAP: usize = 1_000;
+
+fn page_params(query: &str, cap: Option<usize>) -> (usize, usize) {
+    let per_page = query_param(query, "per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100)
+        .min(cap.unwrap_or(100));
+    let page = query_param(query, "page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1usize)
+        .max(1);
+    (per_page, page)
+}
+
+/// One page of `items` and, when more follow, GitHub's `Link: <…&page=N+1>; rel="next"` (relative
+/// here; the server makes it absolute).
+fn paged(
+    path: &str,
+    query: &str,
+    items: Vec<Value>,
+    per_page: usize,
+    page: usize,
+    wrap: impl FnOnce(Vec<Value>) -> Value,
+) -> Response {
+    let total = items.len();
+    let start = (page - 1).saturating_mul(per_page);
+    let slice: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
+    let mut response = Response::json(200, wrap(slice));
+    if start + per_page < total {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("page=") && !p.starts_with("per_page="))
             .collect();
-    runs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-    let list: Vec<Value> = runs
+        let mut next = format!("{path}?per_page={per_page}&page={}", page + 1);
+        for p in kept {
+            next.push('&');
+            next.push_str(p);
+        }
+        response = response.header("link", format!("<{next}>; rel=\"next\""));
+    }
+    response
+}
+
+fn workflow_runs(repo: &Repo, workflow: Option<&str>, query: &str) -> Response {
+    let created = query_param(query, "created");
+    let range = match created.as_deref().map(created_range) {
+        Some(None) => return Response::error(422, "Invalid created date"),
+        Some(Some(range)) => Some(range),
+        None => None,
+    };
+    let mut runs: Vec<&crate::state::WorkflowRun> = repo
+        .workflow_runs
         .iter()
-        .map(|r| json!({ "id": r.id, "name": r.workflow, "display_title": r.display_title, "event": r.event, "status": r.status, "conclusion": r.conclusion, "created_at": r.created_at, "html_url": format!("https://github.com/{}/actions/runs/{}", repo.full_name, r.id) }))
+        .filter(|r| workflow.is_none_or(|w| r.workflow == w))
+        .filter(|r| match range {
+            Some((from, to)) => upm_github::deliveries::parse_rfc3339_utc(&r.created_at)
+                .is_some_and(|t| t >= from && t <= to),
+            None => true,
+        })
         .collect();
-    Response::json(
-        200,
-        json!({ "total_count": list.len(), "workflow_runs": list }),
+    runs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    let total = runs.len();
+    let capped = [
+        "actor",
+        "branch",
+        "check_suite_id",
+        "created",
+        "event",
+        "head_sha",
+        "status",
+    ]
+    .iter()
+    .any(|p| query_param(query, p).is_some());
+    if capped {
+        runs.truncate(RUNS_SEARCH_CAP);
+    }
+    let list: Vec<Value> = runs.iter().map(|r| run_json(repo, r)).collect();
+    let (per_page, page) = page_params(query, None);
+    let path = match workflow {
+        Some(w) => format!("/repos/{}/actions/workflows/{w}/runs", repo.full_name),
+        None => format!("/repos/{}/actions/runs", repo.full_name),
+    };
+    paged(
+        &path,
+        query,
+        list,
+        per_page,
+        page,
+        |items| json!({ "total_count": total, "workflow_runs": items }),
+    )
+}
+
+fn find_run<'a>(repo: &'a Repo, id: &str) -> Option<&'a crate::state::WorkflowRun> {
+    repo.workflow_runs.iter().find(|r| r.id.to_string() == id)
+}
+
+fn run_json(repo: &Repo, r: &crate::state::WorkflowRun) -> Value {
+    let base = format!(
+        "https://api.github.com/repos/{}/actions/runs/{}",
+        repo.full_name, r.id
+    );
+    json!({
+        "id": r.id, "name": r.workflow, "display_title": r.display_title, "event": r.event,
+        "status": r.status, "conclusion": r.conclusion, "created_at": r.created_at,
+        "updated_at": r.updated_at.clone().unwrap_or_else(|| r.created_at.clone()),
+        "run_started_at": r.run_started_at.clone().unwrap_or_else(|| r.created_at.clone()),
+        "run_attempt": r.run_attempt.unwrap_or(1), "head_sha": r.head_sha,
+        "path": format!(".github/workflows/{}", r.workflow),
+        "html_url": format!("https://github.com/{}/actions/runs/{}", repo.full_name, r.id),
+        "jobs_url": format!("{base}/jobs"), "artifacts_url": format!("{base}/artifacts"),
+    })
+}
+
+fn job_json(repo: &Repo, run: &crate::state::WorkflowRun, j: &crate::state::Job) -> Value {
+    let steps: Vec<Value> = j
+        .steps
+        .iter()
+        .map(|s| json!({ "name": s.name, "number": s.number, "status": s.status, "conclusion": s.conclusion, "started_at": s.started_at, "completed_at": s.completed_at }))
+        .collect();
+    json!({
+        "id": j.id, "run_id": run.id, "run_attempt": run.run_attempt.unwrap_or(1), "name": j.name,
+        "workflow_name": run.workflow, "status": j.status, "conclusion": j.conclusion,
+        "created_at": j.created_at, "started_at": j.started_at, "completed_at": j.completed_at,
+        "runner_name": j.runner_name, "labels": j.labels, "steps": steps,
+        "html_url": format!("https://github.com/{}/actions/runs/{}/job/{}", repo.full_name, run.id, j.id),
+    })
+}
+
+fn artifact_json(
+    repo: &Repo,
+    run: &crate::state::WorkflowRun,
+    a: &crate::state::Artifact,
+) -> Value {
+    let size: usize = a.files.values().map(String::len).sum();
+    json!({
+        "id": a.id, "name": a.name, "size_in_bytes": size, "expired": a.expired,
+        "created_at": a.created_at,
+        "archive_download_url": format!("https://api.github.com/repos/{}/actions/artifacts/{}/zip", repo.full_name, a.id),
+        "workflow_run": { "id": run.id, "head_sha": run.head_sha },
+    })
+}
+
+fn commit_json(repo: &Repo, sha: &str) -> Value {
+    let commit = &repo.commits[sha];
+    let person = |date: &Option<String>| json!({ "name": "fixture", "email": "fixture@example.com", "date": date });
+    json!({
+        "sha": sha,
+        "commit": { "message": commit.message, "tree": { "sha": commit.tree }, "author": person(&commit.date), "committer": person(&commit.date) },
+        "parents": parents_json(commit),
+        "html_url": format!("https://github.com/{}/commit/{sha}", repo.full_name),
+    })
+}
+
+/// `GET …/commits`: newest first from `sha` (a branch or a commit; the default branch without it),
+/// following first parents; `path` keeps the commits that changed that file, `since`/`until` filter on
+/// the commit date.
+fn list_commits(repo: &Repo, query: &str) -> Response {
+    use upm_github::deliveries::parse_rfc3339_utc as parse;
+    let start = query_param(query, "sha").unwrap_or_else(|| repo.default_branch.clone());
+    let Some(mut current) = repo.resolve(&start) else {
+        return not_found();
+    };
+    let path = query_param(query, "path");
+    let since = query_param(query, "since").and_then(|d| parse(&d));
+    let until = query_param(query, "until").and_then(|d| parse(&d));
+    let mut list = Vec::new();
+    loop {
+        let commit = &repo.commits[&current];
+        let parent = commit.parents.first().cloned();
+        let touched = path.as_deref().is_none_or(|p| {
+            let before = parent
+                .as_ref()
+                .and_then(|q| repo.commits.get(q))
+                .and_then(|c| c.files.get(p));
+            commit.files.get(p) != before
+        });
+        let date = commit.date.as_deref().and_then(parse);
+        let in_window = (since.is_none() && until.is_none())
+            || date.is_some_and(|d| since.is_none_or(|s| d >= s) && until.is_none_or(|u| d <= u));
+        if touched && in_window {
+            list.push(commit_json(repo, &current));
+        }
+        match parent {
+            Some(p) if repo.commits.contains_key(&p) => current = p,
+            _ => break,
+        }
+    }
+    let (per_page, page) = page_params(query, None);
+    paged(
+        &format!("/repos/{}/commits", repo.full_name),
+        query,
+        list,
+        per_page,
+        page,
+        Value::Array,
     )
 }

@@ -83,6 +83,9 @@ pub struct Commit {
     pub message: String,
     /// Every file of the commit: path → blob sha (the flattened tree).
     pub files: BTreeMap<String, String>,
+    /// Author and committer date (RFC 3339 UTC), when a test set one (`Repo::commit_at`).
+    #[serde(default)]
+    pub date: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -117,6 +120,55 @@ pub struct WorkflowRun {
     pub status: String,
     pub conclusion: Option<String>,
     pub created_at: String,
+    /// When the latest attempt started (GitHub sets it when the run is created or re-run).
+    pub run_started_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub run_attempt: Option<u64>,
+    /// The commit the run's workflow file was read from (the central repository's, for a dispatch).
+    pub head_sha: String,
+    pub jobs: Vec<Job>,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A job of a run, as `GET …/actions/runs/{id}/jobs` lists it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Job {
+    pub id: u64,
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, `waiting`, `requested` or `pending`.
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub runner_name: Option<String>,
+    pub labels: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Step {
+    pub name: String,
+    pub number: u64,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+/// An artifact of a run: its files, served zipped by `GET …/actions/artifacts/{id}/zip` (a redirect
+/// to a short-lived download URL, as GitHub answers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Artifact {
+    pub id: u64,
+    pub name: String,
+    pub expired: bool,
+    pub created_at: String,
+    /// File name → content.
+    pub files: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -294,6 +346,21 @@ impl Repo {
             .then(|| reference.to_string())
     }
 
+    /// [`Repo::commit`] with an author/committer date (RFC 3339 UTC), which the commits API returns.
+    pub fn commit_at(
+        &mut self,
+        branch: &str,
+        changes: &[Change<'_>],
+        message: &str,
+        date: &str,
+    ) -> Result<String, String> {
+        let sha = self.commit(branch, changes, message)?;
+        if let Some(commit) = self.commits.get_mut(&sha) {
+            commit.date = Some(date.to_string());
+        }
+        Ok(sha)
+    }
+
     /// Commits `changes` on top of `branch` (created from nothing if absent) and moves the branch.
     /// Returns the new commit's sha.
     pub fn commit(
@@ -336,6 +403,7 @@ impl Repo {
                 parents: parent.into_iter().collect(),
                 message: message.to_string(),
                 files,
+                date: None,
             },
         );
         self.branches.insert(branch.to_string(), sha.clone());

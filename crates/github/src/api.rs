@@ -109,7 +109,93 @@ pub struct WorkflowRun {
     pub created_at: String,
     #[serde(default)]
     pub html_url: String,
+    /// When the latest attempt started (a re-run moves it).
+    #[serde(default)]
+    pub run_started_at: Option<String>,
+    /// The last change of status; for a completed run, about when it ended.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub run_attempt: Option<u64>,
 }
+
+/// A job of a workflow run (`GET …/actions/runs/{id}/jobs`). Only the fields we read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Job {
+    pub id: u64,
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, `waiting`, `requested`, `pending`.
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    pub created_at: String,
+    /// When a runner took the job; until then the job is queued.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+    #[serde(default)]
+    pub runner_name: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub steps: Vec<JobStep>,
+    #[serde(default)]
+    pub html_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct JobStep {
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub completed_at: Option<String>,
+}
+
+/// An artifact of a workflow run. Only the fields we read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Artifact {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub expired: bool,
+}
+
+/// One commit of `GET /repos/{repo}/commits`. Only the fields we read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommitListItem {
+    pub sha: String,
+    pub commit: CommitDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommitDetail {
+    pub message: String,
+    #[serde(default)]
+    pub committer: Option<CommitPerson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommitPerson {
+    #[serde(default)]
+    pub date: Option<String>,
+}
+
+/// A listing of runs and whether GitHub's 1,000-result cap may have cut it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunListing {
+    pub runs: Vec<WorkflowRun>,
+    /// GitHub: "This endpoint will return up to 1,000 results for each search when using the
+    /// following parameters: … `created` …". A listing that reached 1,000 is treated as cut.
+    pub capped: bool,
+}
+
+/// The most results GitHub returns for one `created` search of workflow runs.
+pub const RUN_SEARCH_CAP: usize = 1_000;
 
 /// One delivery with the request GitHub sent (for the repository a push came from).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -117,6 +203,20 @@ pub struct HookDeliveryDetail {
     #[serde(flatten)]
     pub delivery: HookDelivery,
     pub request: DeliveryRequest,
+    /// What our endpoint answered (GitHub keeps the body as text).
+    #[serde(default)]
+    pub response: Option<DeliveryResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeliveryResponse {
+    /// The answer body; GitHub sends `null` when there was none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub payload: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -398,6 +498,88 @@ impl GitHub {
             segment(since)
         );
         self.get_all(&path, Some("workflow_runs"), limit)
+    }
+}
+
+impl GitHub {
+    /// Runs of one workflow file created in `[from, to]` (`YYYY-MM-DDTHH:MM:SSZ`, GitHub's
+    /// `created=A..B`), newest first, with whether the 1,000-result cap may have cut the listing (then
+    /// the caller asks again with a narrower window).
+    pub fn workflow_runs_between(
+        &self,
+        full_name: &str,
+        workflow_file: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<RunListing> {
+        let path = format!(
+            "/repos/{}/actions/workflows/{}/runs?per_page=100&created={}..{}",
+            repo_path(full_name),
+            segment(workflow_file),
+            segment(from),
+            segment(to)
+        );
+        let runs: Vec<WorkflowRun> = self.get_all(&path, Some("workflow_runs"), RUN_SEARCH_CAP)?;
+        Ok(RunListing {
+            capped: runs.len() >= RUN_SEARCH_CAP,
+            runs,
+        })
+    }
+
+    /// The jobs of a run's latest attempt (GitHub's default `filter=latest`).
+    pub fn run_jobs(&self, full_name: &str, run_id: u64) -> Result<Vec<Job>> {
+        self.get_all(
+            &format!(
+                "/repos/{}/actions/runs/{run_id}/jobs?per_page=100",
+                repo_path(full_name)
+            ),
+            Some("jobs"),
+            1_000,
+        )
+    }
+
+    pub fn run_artifacts(&self, full_name: &str, run_id: u64) -> Result<Vec<Artifact>> {
+        self.get_all(
+            &format!(
+                "/repos/{}/actions/runs/{run_id}/artifacts?per_page=100",
+                repo_path(full_name)
+            ),
+            Some("artifacts"),
+            1_000,
+        )
+    }
+
+    /// An artifact's zip. GitHub answers with a redirect to a short-lived URL on its storage; the
+    /// HTTP agent follows it without our token (ureq drops authorization headers on redirects).
+    pub fn artifact_zip(&self, full_name: &str, artifact_id: u64) -> Result<Vec<u8>> {
+        self.get_bytes(&format!(
+            "/repos/{}/actions/artifacts/{artifact_id}/zip",
+            repo_path(full_name)
+        ))
+    }
+
+    /// Commits reachable from `reference` (newest first), optionally only those that changed `path`
+    /// and those committed in `[since, until]`.
+    pub fn commits(
+        &self,
+        full_name: &str,
+        reference: &str,
+        path: Option<&str>,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CommitListItem>> {
+        let mut url = format!(
+            "/repos/{}/commits?per_page=100&sha={}",
+            repo_path(full_name),
+            segment(reference)
+        );
+        if let Some(path) = path {
+            url.push_str(&format!("&path={}", segment(path)));
+        }
+        if let Some(since) = since {
+            url.push_str(&format!("&since={}", segment(since)));
+        }
+        self.get_all(&url, None, limit)
     }
 }
 

@@ -252,6 +252,13 @@ impl GitHub {
         })
     }
 
+    /// A GET of bytes that are not JSON (an artifact's zip): no ETag cache (the cache holds text), a
+    /// non-2xx answer is an error.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let answer = self.request("GET", path, None, AuthAs::Default)?;
+        Ok(success("GET", path, answer)?.body)
+    }
+
     /// A GET where 404 means "absent".
     pub fn get_optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
         match self.get(path) {
