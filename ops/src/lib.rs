@@ -4,11 +4,13 @@
 
 pub mod cmd_deliveries;
 pub mod cmd_migrate;
+pub mod cmd_probe;
 pub mod cmd_registry;
 pub mod cmd_status;
 pub mod delivery_stats;
 pub mod discord;
 pub mod migration;
+pub mod probe;
 pub mod registry_file;
 pub mod table;
 
