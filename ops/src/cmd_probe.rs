@@ -48,6 +48,9 @@ const ATTEMPTS: u32 = 3;
 const PACKUMENT_LIMIT: u64 = 64 * 1024 * 1024;
 const TARBALL_LIMIT: u64 = 1024 * 1024 * 1024;
 
+/// A listing: the URL judged, and its packages or why Unity lists nothing.
+type Page = (String, Result<Vec<Listed>, String>);
+
 /// The registry's HTTP reads: bounded, retried, the read token sent to the registry's origin only.
 struct Client {
     agent: ureq::Agent,
@@ -111,12 +114,7 @@ impl Client {
     /// Unity's listing of `text` at `page`: the search, or `/-/all` when the search answers 404 (as
     /// Unity falls back). Returns the URL judged and its packages, or why Unity lists nothing; `Err(Err)`
     /// when the registry gave no answer at all.
-    fn listing(
-        &self,
-        base: &str,
-        text: &str,
-        page: usize,
-    ) -> Result<(String, Result<Vec<Listed>, String>), String> {
+    fn listing(&self, base: &str, text: &str, page: usize) -> Result<Page, String> {
         let url = search::search_url(base, text, page);
         let answer = self.get(&url)?;
         if answer.status == 404 {
@@ -131,11 +129,7 @@ impl Client {
 
     /// Every package a search for `text` finds, paging to a short page (bounded); the first page is
     /// Unity's own call, returned as well.
-    fn list_all(
-        &self,
-        base: &str,
-        text: &str,
-    ) -> Result<(String, Result<Vec<Listed>, String>, Vec<Listed>), String> {
+    fn list_all(&self, base: &str, text: &str) -> Result<(Page, Vec<Listed>), String> {
         let (url, first) = self.listing(base, text, 0)?;
         let mut all = first.clone().unwrap_or_default();
         let fallback = url.ends_with("/-/all");
@@ -148,7 +142,7 @@ impl Client {
             all.extend(next);
             page += 1;
         }
-        Ok((url, first, all))
+        Ok(((url, first), all))
     }
 }
 
@@ -223,10 +217,10 @@ fn probe_registry(context: &Context, args: &ProbeArgs) -> Result<u8, String> {
         |e: String| format!("the registry {base} does not answer, so nothing was probed: {e}");
 
     // Unity's page per scope (URL, what it lists or why not), and the packages to probe.
-    let mut pages: BTreeMap<String, (String, Result<Vec<Listed>, String>)> = BTreeMap::new();
+    let mut pages: BTreeMap<String, Page> = BTreeMap::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new(); // name → scope
     if scopes.is_empty() {
-        let (_, first, all) = client.list_all(&base, "").map_err(unreachable)?;
+        let ((_, first), all) = client.list_all(&base, "").map_err(unreachable)?;
         if let Err(e) = first {
             return Err(format!(
                 "cannot list the registry's packages ({e}); name the scopes with --scope or UPM_SCOPES"
@@ -246,10 +240,10 @@ fn probe_registry(context: &Context, args: &ProbeArgs) -> Result<u8, String> {
         }
     } else {
         for (index, scope) in scopes.iter().enumerate() {
-            let (url, first, all) = match client.list_all(&base, scope) {
+            let ((url, first), all) = match client.list_all(&base, scope) {
                 Ok(found) => found,
                 Err(e) if index == 0 => return Err(unreachable(e)),
-                Err(e) => (search::search_url(&base, scope, 0), Err(e), Vec::new()),
+                Err(e) => ((search::search_url(&base, scope, 0), Err(e)), Vec::new()),
             };
             for listed in all.iter().filter(|l| probe::in_scope(&l.name, scope)) {
                 names.insert(listed.name.clone(), scope.clone());

@@ -643,7 +643,10 @@ mod tests {
             summary_line(&[ok.clone(), bad.clone()], 7, 0.25),
             "probe: 2 packages, 1 not visible to Unity (7 requests in 0.2 s)"
         );
-        assert_eq!(alert_message("http://r", &[ok.clone()], &[]), None);
+        assert_eq!(
+            alert_message("http://r", std::slice::from_ref(&ok), &[]),
+            None
+        );
         let alert = alert_message("http://r", &[ok, bad], &["warning: w".into()]).unwrap();
         let embed = &alert["embeds"][0];
         assert_eq!(
