@@ -3,8 +3,8 @@
 # conditional GETs, against the fake GitHub), of the fake itself (upm-fake-github, library and binary)
 # and of the `upm` operations CLI (upm-ops: every subcommand end to end against the fake on loopback).
 # Also holds these crates to rustfmt and clippy, and checks that the redelivery rule still builds for
-# the wasm worker (no native dependencies). No network: everything listens on 127.0.0.1. The `upm trace`
-# and `upm slo` tests start a real Verdaccio from node_modules (installed by scripts/setup.sh).
+# the wasm worker (no native dependencies). No network: everything listens on 127.0.0.1. The `upm trace`,
+# `upm slo` and `upm probe` tests start a real Verdaccio from node_modules (installed by scripts/setup.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"

@@ -4,6 +4,7 @@
 
 pub mod cmd_deliveries;
 pub mod cmd_migrate;
+pub mod cmd_probe;
 pub mod cmd_registry;
 pub mod cmd_slo;
 pub mod cmd_status;
@@ -12,6 +13,7 @@ pub mod delivery_stats;
 pub mod discord;
 pub mod migration;
 pub mod npm;
+pub mod probe;
 pub mod registry_file;
 pub mod slo;
 pub mod table;

@@ -78,6 +78,8 @@ enum Command {
     Deliveries(DeliveriesArgs),
     /// One table: each registered repository, its packages, what is published, its last delivery.
     Status(StatusArgs),
+    /// Can Unity's Package Manager see every package of the registry? Exit 1 when not, 2 when unreachable.
+    Probe(upm_ops::cmd_probe::ProbeArgs),
     /// Moving repositories from per-repository dispatcher workflows to the organization webhook.
     #[command(subcommand)]
     Migrate(MigrateCommand),
@@ -324,6 +326,7 @@ fn main() -> ExitCode {
             args.registry.as_deref(),
             usize::from(args.last),
         ),
+        Command::Probe(args) => upm_ops::cmd_probe::run(&context, &args),
         Command::Migrate(command) => match command {
             MigrateCommand::Check {
                 repositories,

@@ -200,8 +200,8 @@ fn figures_from_records_and_an_alert_once_per_breach_and_recovery() {
         ),
     ];
     let fake = FakeGitHub::start(state).unwrap();
-    registry.publish("slo.a1", "1.0.0");
-    registry.publish("slo.b1", "1.0.0");
+    registry.publish_good("slo.a1", "1.0.0");
+    registry.publish_good("slo.b1", "1.0.0");
     let (a1, b1) = (
         registry.published_at("slo.a1", "1.0.0"),
         registry.published_at("slo.b1", "1.0.0"),
@@ -314,7 +314,7 @@ fn figures_from_records_and_an_alert_once_per_breach_and_recovery() {
     assert!(out.contains("nothing new to announce"), "{out}");
     assert_eq!(discord.messages.lock().unwrap().len(), 1);
 
-    registry.publish("slo.a2", "1.0.0");
+    registry.publish_good("slo.a2", "1.0.0");
     let (_, out) = upm(&["--alert", "--alert-state", alert_state.to_str().unwrap()]);
     assert!(out.contains("1 recovered"), "{out}");
     let messages = discord.messages.lock().unwrap().clone();

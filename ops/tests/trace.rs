@@ -287,7 +287,7 @@ fn every_bump_names_the_stage_where_it_stopped_and_the_next_step() {
         false,
         "dispatched",
     );
-    registry.publish("com.studio.core", "1.4.0");
+    registry.publish_good("com.studio.core", "1.4.0");
     let published = registry.published_at("com.studio.core", "1.4.0");
     world.run(publish_run(
         9001,
@@ -373,7 +373,7 @@ fn every_bump_names_the_stage_where_it_stopped_and_the_next_step() {
         true,
         "dispatched",
     );
-    registry.publish("com.studio.net", "2.0.0");
+    registry.publish_good("com.studio.net", "2.0.0");
     world.run(publish_run(
         9002,
         &flaky,
@@ -423,7 +423,7 @@ fn every_bump_names_the_stage_where_it_stopped_and_the_next_step() {
         "{}",
         trace["next_step"]
     );
-    registry.publish("com.studio.ui", "0.3.0");
+    registry.publish_good("com.studio.ui", "0.3.0");
     world.run(publish_run(
         9003,
         &lost,
@@ -542,7 +542,7 @@ fn requests_per_trace_with_and_without_the_etag_cache() {
         false,
         "dispatched",
     );
-    registry.publish("com.studio.cost", "3.1.0");
+    registry.publish_good("com.studio.cost", "3.1.0");
     world.run(publish_run(
         9101,
         &sha,
