@@ -333,6 +333,7 @@ fn central_run(id: u64, title: &str, ago: i64) -> WorkflowRun {
         status: "completed".into(),
         conclusion: Some("success".into()),
         created_at: format_rfc3339_utc(now() - ago),
+        ..WorkflowRun::default()
     }
 }
 

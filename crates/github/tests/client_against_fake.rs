@@ -499,6 +499,7 @@ fn workflow_runs_since() {
                 status: "completed".into(),
                 conclusion: Some("success".into()),
                 created_at: format_rfc3339_utc(now() - hours_ago * 3600),
+                ..WorkflowRun::default()
             });
         }
     }
