@@ -101,6 +101,7 @@ fn bearer(authorization: &Option<String>) -> Option<String> {
 /// Handles one request: scripted faults first, then auth, then the endpoint; records it; adds the
 /// ETag / 304 and rate-limit headers GitHub sends.
 pub fn handle(state: &mut State, request: &Request, now: i64) -> Response {
+    let now = now + state.clock_offset_secs;
     let path_only = request.path.clone();
     let fault = take_fault(&mut state.faults, &request.method, &path_only);
     let mut response = match &fault {
@@ -469,6 +470,13 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
             }
             Response::empty(204)
         }
+        ("PUT", ["_fake", "clock"]) => match body["offset_secs"].as_i64() {
+            Some(offset) => {
+                state.clock_offset_secs = offset;
+                Response::empty(204)
+            }
+            None => Response::error(400, "clock: offset_secs (a whole number) is required"),
+        },
         ("PUT", ["_fake", "runners"]) => {
             match serde_json::from_slice::<Vec<SelfHostedRunner>>(&request.body) {
                 Ok(runners) => {

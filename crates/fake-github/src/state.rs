@@ -32,6 +32,9 @@ pub struct State {
     pub runners: Vec<SelfHostedRunner>,
     /// Recorded: every `POST …/actions/workflows/{workflow}/dispatches` accepted.
     pub workflow_dispatches: Vec<WorkflowDispatch>,
+    /// Seconds added to the real clock: a test moves GitHub's "now" (run creation times, token
+    /// lifetimes) forward without waiting.
+    pub clock_offset_secs: i64,
     /// Counter for ids (repositories, pulls, deliveries, runs).
     pub next_id: u64,
 }
