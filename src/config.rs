@@ -1,8 +1,8 @@
 //! The worker's configuration, read once per request from secrets and vars (names in README.md).
 //!
 //! The settings types live here, next to their one reader, not with the stages that use them: the
-//! GitHub App's (`AppCredentials`, used by `app_auth`) and the sweeper's (`SweepConfig`, used by
-//! `sweep` and `scheduled`). So the configuration sits below every stage that reads it and names none
+//! GitHub App's (`AppCredentials`, used by `app_auth`), the sweeper's (`SweepConfig`, used by
+//! `sweep` and `scheduled`) and the watchdog's (`WatchdogConfig`, used by `scheduled`). So the configuration sits below every stage that reads it and names none
 //! of them.
 
 use upm_github::deliveries::RedeliveryPolicy;
