@@ -1,8 +1,8 @@
 //! The worker's configuration, read once per request from secrets and vars (names in README.md).
 //!
 //! The settings types live here, next to their one reader, not with the stages that use them: the
-//! GitHub App's (`AppCredentials`, used by `app_auth`) and the sweeper's (`SweepConfig`, used by
-//! `sweep` and `scheduled`). So the configuration sits below every stage that reads it and names none
+//! GitHub App's (`AppCredentials`, used by `app_auth`), the sweeper's (`SweepConfig`, used by
+//! `sweep` and `scheduled`) and the watchdog's (`WatchdogConfig`, used by `scheduled`). So the configuration sits below every stage that reads it and names none
 //! of them.
 
 use upm_github::deliveries::RedeliveryPolicy;
@@ -38,6 +38,8 @@ pub struct Config {
     pub app: Option<AppCredentials>,
     /// The scheduled sweeper's settings (sweep); its problems never fail a delivery.
     pub sweep: SweepConfig,
+    /// The watchdog's settings (watchdog): off unless `WATCHDOG=on`; its problems never fail a delivery.
+    pub watchdog: WatchdogConfig,
     /// What is wrong with the configuration, by setting name; never a value.
     pub problems: Vec<String>,
 }
@@ -147,6 +149,7 @@ impl Config {
             loop_guard: LoopGuard::parse(&get("IGNORE_SENDERS").unwrap_or_default()),
             app,
             sweep: SweepConfig::from_lookup(&get),
+            watchdog: WatchdogConfig::from_lookup(&get),
             problems,
         }
     }
@@ -274,6 +277,119 @@ impl SweepConfig {
     }
 }
 
+/// The watchdog's switch and bounds (README.md, "The watchdog").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchdogConfig {
+    Off,
+    On(WatchdogSettings),
+    Invalid(String),
+}
+
+/// Defaults: a publish run queued 10 minutes on self-hosted labels is stuck; at most 5 runs moved per
+/// tick; reconcile silent for 2 hours (four missed 30-minute runs) is a stopped net.
+pub const DEFAULT_WATCHDOG_QUEUED_MINUTES: u64 = 10;
+pub const DEFAULT_WATCHDOG_MAX_PER_TICK: u64 = 5;
+pub const DEFAULT_WATCHDOG_RECONCILE_SILENT_MINUTES: u64 = 120;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct WatchdogSettings {
+    /// `WATCHDOG_QUEUED_MINUTES`, in ms: how long a publish run may wait for a runner.
+    pub queued_ms: u64,
+    /// `WATCHDOG_MAX_PER_TICK`: stuck runs looked at (and moved) per tick.
+    pub max_per_tick: usize,
+    /// `WATCHDOG_RECONCILE_SILENT_MINUTES`, in ms.
+    pub reconcile_silent_ms: u64,
+    /// `DISCORD_WEBHOOK_URL` (a secret: never logged, not even in `Debug`).
+    pub discord_webhook: Option<String>,
+}
+
+impl std::fmt::Debug for WatchdogSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchdogSettings")
+            .field("queued_ms", &self.queued_ms)
+            .field("max_per_tick", &self.max_per_tick)
+            .field("reconcile_silent_ms", &self.reconcile_silent_ms)
+            .field(
+                "discord_webhook",
+                &self.discord_webhook.as_ref().map(|_| "set"),
+            )
+            .finish()
+    }
+}
+
+impl WatchdogConfig {
+    /// Reads the settings; errors name the setting, never its value.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> WatchdogConfig {
+        match Self::read(get) {
+            Ok(Some(settings)) => WatchdogConfig::On(settings),
+            Ok(None) => WatchdogConfig::Off,
+            Err(why) => WatchdogConfig::Invalid(why),
+        }
+    }
+
+    fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<WatchdogSettings>, String> {
+        match get("WATCHDOG").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("off" | "false" | "0" | "no") => return Ok(None),
+            Some("on" | "true" | "1" | "yes") => {}
+            Some(_) => return Err("WATCHDOG must be on or off".into()),
+        }
+        let minutes = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, String> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| format!("{name} must be a whole number from {min} to {max}")),
+            }
+        };
+        // Below 5 minutes a healthy pool that is merely busy would be failed over; GitHub fails a job
+        // queued 24 hours, so waiting longer than that is waiting for nothing.
+        let queued = minutes(
+            "WATCHDOG_QUEUED_MINUTES",
+            DEFAULT_WATCHDOG_QUEUED_MINUTES,
+            5,
+            24 * 60,
+        )?;
+        let max_per_tick = minutes(
+            "WATCHDOG_MAX_PER_TICK",
+            DEFAULT_WATCHDOG_MAX_PER_TICK,
+            1,
+            20,
+        )?;
+        // Reconcile's own cron is every 30 minutes: less than an hour would dispatch it between runs.
+        let silent = minutes(
+            "WATCHDOG_RECONCILE_SILENT_MINUTES",
+            DEFAULT_WATCHDOG_RECONCILE_SILENT_MINUTES,
+            60,
+            7 * 24 * 60,
+        )?;
+        let discord_webhook = match get("DISCORD_WEBHOOK_URL") {
+            None => None,
+            Some(url)
+                if url.starts_with("https://")
+                    || url
+                        .strip_prefix("http://")
+                        .is_some_and(is_loopback_host) =>
+            {
+                Some(url)
+            }
+            Some(_) => {
+                return Err(
+                    "DISCORD_WEBHOOK_URL must be an https:// URL (plain http:// only for a loopback host)"
+                        .into(),
+                )
+            }
+        };
+        Ok(Some(WatchdogSettings {
+            queued_ms: queued * 60_000,
+            max_per_tick: max_per_tick as usize,
+            reconcile_silent_ms: silent * 60_000,
+            discord_webhook,
+        }))
+    }
+}
+
 /// `localhost`, a `*.localhost` name (RFC 6761 reserves them for loopback), `127.0.0.0/8` or `[::1]`,
 /// with or without a port, from the part of a URL after `http://`.
 fn is_loopback_host(after_scheme: &str) -> bool {
@@ -328,6 +444,56 @@ mod tests {
             c.loop_guard.ignored_senders,
             vec!["upm-bot[bot]".to_string()]
         );
+    }
+
+    #[test]
+    fn the_watchdog_is_off_unless_switched_on_and_never_shows_the_discord_url() {
+        assert_eq!(config(&[]).watchdog, WatchdogConfig::Off);
+        assert_eq!(config(&[("WATCHDOG", "off")]).watchdog, WatchdogConfig::Off);
+        let WatchdogConfig::On(on) = config(&[("WATCHDOG", "on")]).watchdog else {
+            panic!("switched on")
+        };
+        assert_eq!(
+            (on.queued_ms, on.max_per_tick, on.reconcile_silent_ms),
+            (600_000, 5, 7_200_000)
+        );
+        assert_eq!(on.discord_webhook, None);
+        let secret = "https://discord.com/api/webhooks/1/t0ps3cret";
+        let WatchdogConfig::On(on) = config(&[
+            ("WATCHDOG", "ON"),
+            ("WATCHDOG_QUEUED_MINUTES", "15"),
+            ("WATCHDOG_MAX_PER_TICK", "2"),
+            ("DISCORD_WEBHOOK_URL", secret),
+        ])
+        .watchdog
+        else {
+            panic!("switched on")
+        };
+        assert_eq!((on.queued_ms, on.max_per_tick), (900_000, 2));
+        assert_eq!(on.discord_webhook.as_deref(), Some(secret));
+        assert!(!format!("{on:?}").contains("t0ps3cret"));
+        for (pairs, expected) in [
+            (vec![("WATCHDOG", "maybe")], "WATCHDOG must"),
+            (
+                vec![("WATCHDOG", "on"), ("WATCHDOG_QUEUED_MINUTES", "1")],
+                "WATCHDOG_QUEUED_MINUTES must",
+            ),
+            (
+                vec![
+                    ("WATCHDOG", "on"),
+                    ("DISCORD_WEBHOOK_URL", "http://discord.com/x"),
+                ],
+                "DISCORD_WEBHOOK_URL must",
+            ),
+        ] {
+            match config(&pairs).watchdog {
+                WatchdogConfig::Invalid(why) => {
+                    assert!(why.contains(expected), "{why}");
+                    assert!(!why.contains("discord.com/x"));
+                }
+                other => panic!("{pairs:?} gave {other:?}"),
+            }
+        }
     }
 
     #[test]

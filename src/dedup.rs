@@ -104,6 +104,7 @@ mod tests {
             branch: "main".into(),
             package_path: ".".into(),
             delivery: "d-1".into(),
+            runner: None,
         }
     }
 

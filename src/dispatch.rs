@@ -23,7 +23,8 @@ const AUTHOR_LIMIT: usize = 256;
 pub const EVERY_PACKAGE: &str = "*";
 const TRUNCATION_NOTE: &str = "… [truncated]";
 
-/// The `client_payload` the publisher workflow reads. Seven properties, each a string.
+/// The `client_payload` the publisher workflow reads. Seven properties, each a string, and an eighth
+/// only on the watchdog's re-dispatch (GitHub allows 10).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClientPayload {
     pub repository: String,
@@ -35,6 +36,11 @@ pub struct ClientPayload {
     /// `*` means "find every package" (the push was too large to list its files).
     pub package_path: String,
     pub delivery: String,
+    /// `github-hosted` on the watchdog's re-dispatch of a run stuck on dead self-hosted runners: the
+    /// workflow's `runs-on` then picks GitHub's runner instead of `vars.PUBLISH_RUNNER`. Absent on every
+    /// dispatch of a push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +72,7 @@ pub fn client_payload(publish: &Publish, push: &PushEvent, delivery: &str) -> Cl
         branch: publish.branch.clone(),
         package_path: package_path(&publish.packages),
         delivery: delivery.to_string(),
+        runner: None,
     };
     // The limits above count bytes of text; JSON escaping can multiply them (a control character is six
     // bytes escaped). What GitHub limits is the body, so the body is measured, and shrunk if need be:

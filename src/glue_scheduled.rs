@@ -1,5 +1,5 @@
 //! The Workers runtime glue for the cron trigger and for WebCrypto: converts runtime types and calls
-//! `scheduled::sweep`; no decision is made here. A child module of `glue`, so it shares the fetch
+//! `scheduled::sweep` then `scheduled::watchdog`; no decision is made here. A child module of `glue`, so it shares the fetch
 //! handler's `WorkerPlatform` (fetch, KV, clock) without widening its visibility.
 
 use std::cell::Cell;
@@ -15,12 +15,13 @@ use crate::config::Config;
 use crate::scheduled;
 
 thread_local! {
-    // "The sweeper is off" is logged once per isolate, not on every cron tick.
+    // "The sweeper is off" and "the watchdog is off" are logged once per isolate, not on every tick.
     static OFF_LOGGED: Cell<bool> = const { Cell::new(false) };
+    static WATCHDOG_OFF_LOGGED: Cell<bool> = const { Cell::new(false) };
 }
 
 #[event(scheduled)]
-async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+async fn cron(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
     let config = Config::from_lookup(|name| {
         env.secret(name)
@@ -31,7 +32,14 @@ async fn cron(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // The fetch handler's platform: the same fetch (with its abort timeout), KV and clock.
     let platform = WorkerPlatform::new(&env);
     let report = scheduled::sweep(&config, &platform).await;
-    if report.outcome == "off" && OFF_LOGGED.with(|logged| logged.replace(true)) {
+    if !(report.outcome == "off" && OFF_LOGGED.with(|logged| logged.replace(true))) {
+        console_log!("{}", report.log_line());
+    }
+    // The tick's own time is the watchdog's clock: "queued for 10 minutes" is measured from the
+    // moment the cron fired, and a test can fire a tick at any moment it names.
+    let now_ms = event.schedule().max(0.0) as u64;
+    let report = scheduled::watchdog(&config, &platform, now_ms).await;
+    if report.outcome == "off" && WATCHDOG_OFF_LOGGED.with(|logged| logged.replace(true)) {
         return;
     }
     console_log!("{}", report.log_line());

@@ -25,6 +25,7 @@
 //! - `dedup`: the records that make a second copy a duplicate
 //! - `app_auth`: the App's JWT and installation token
 //! - `sweep`: the sweeper's decisions
+//! - `watchdog`: the watchdog's decisions (stuck runs, dead runner pools, stopped nets, alerts)
 //! - `isolate`: what an isolate remembers between requests
 //! - `health`: the `/health` answer
 //! - `outbound`: a delivery's requests under its deadline, its writes after its reply
@@ -59,6 +60,7 @@ pub mod respond;
 pub mod scheduled;
 pub mod sweep;
 pub mod verify;
+pub mod watchdog;
 
 #[cfg(test)]
 mod fake_world;

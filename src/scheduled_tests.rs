@@ -439,3 +439,420 @@ fn the_same_app_serves_the_sweeper() {
         1
     );
 }
+
+// The watchdog's tick, against the same scripted GitHub and KV.
+mod watchdog_tick {
+    use super::*;
+    use crate::watchdog::{FailoverState, FAILOVER_KEY};
+
+    const SHA: &str = "8f1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5";
+    const HEAD: &str = "cccccccccccccccccccccccccccccccccccccccc";
+    const QUEUED: &str = "/repos/Studio/Central/actions/workflows/handle-publish-request.yml/runs?status=queued&per_page=100";
+    const DISCORD: &str = "/discord-hook?wait=true";
+    const MINUTE: u64 = 60_000;
+
+    fn watchdog_config(pairs: &[(&str, &str)]) -> Config {
+        let discord = format!("{API}/discord-hook");
+        let mut all = vec![
+            ("WATCHDOG", "on"),
+            ("DISCORD_WEBHOOK_URL", discord.as_str()),
+        ];
+        all.extend_from_slice(pairs);
+        config(&all)
+    }
+
+    fn at(world: &World, ms_ago: u64) -> String {
+        upm_github::deliveries::format_rfc3339_utc(((world.now_ms() - ms_ago) / 1000) as i64)
+    }
+
+    fn runs(items: &[Value]) -> String {
+        json!({ "total_count": items.len(), "workflow_runs": items }).to_string()
+    }
+
+    fn publish_run(world: &World, id: u64, ms_ago: u64) -> Value {
+        json!({ "id": id, "display_title": format!("publish Studio/game @ {SHA} (delivery d-{id})"),
+            "status": "queued", "conclusion": null, "event": "repository_dispatch",
+            "created_at": at(world, ms_ago), "head_sha": HEAD })
+    }
+
+    fn runners(status: &str) -> String {
+        json!({ "total_count": 1, "runners": [{ "id": 1, "name": "studio-1", "os": "linux", "status": status,
+            "busy": false, "labels": [{ "id": 1, "name": "self-hosted", "type": "read-only" },
+                                      { "id": 2, "name": "linux", "type": "read-only" }] }] })
+        .to_string()
+    }
+
+    /// The nets, healthy: workflows active, reconcile ran 20 minutes ago, the head has its binary.
+    fn healthy_nets(world: &World) {
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/workflows?per_page=100",
+            vec![answer(
+                200,
+                &json!({ "total_count": 1, "workflows": [{ "id": 11, "name": "Reconcile",
+                "path": ".github/workflows/reconcile.yml", "state": "active" }] })
+                .to_string(),
+            )],
+        );
+        let reconcile = json!({ "id": 5, "status": "completed", "conclusion": "success",
+            "event": "schedule", "created_at": at(world, 20 * MINUTE) });
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/workflows/reconcile.yml/runs?per_page=1",
+            vec![answer(200, &runs(&[reconcile]))],
+        );
+        world.script(
+            "GET",
+            "/repos/Studio/Central",
+            vec![answer(200, r#"{"default_branch": "main"}"#)],
+        );
+        world.script(
+            "GET",
+            "/repos/Studio/Central/branches/main",
+            vec![answer(
+                200,
+                &json!({ "name": "main", "commit": { "sha": HEAD } }).to_string(),
+            )],
+        );
+        let build = json!({ "id": 6, "status": "completed", "conclusion": "success", "event": "push",
+            "created_at": at(world, 60 * MINUTE), "head_sha": HEAD });
+        world.script(
+            "GET",
+            &format!("/repos/Studio/Central/actions/workflows/publisher-binary.yml/runs?head_sha={HEAD}&per_page=20"),
+            vec![answer(200, &runs(&[build]))],
+        );
+    }
+
+    fn tick(world: &World, config: &Config) -> WatchdogReport {
+        let report = pollster::block_on(watchdog(config, world, world.now_ms()));
+        let line = report.log_line();
+        for secret in ["ghp_pat", "s3cret", "discord-hook"] {
+            assert!(!line.contains(secret), "a secret leaked: {line}");
+        }
+        report
+    }
+
+    fn discord_titles(world: &World) -> Vec<String> {
+        world
+            .sent_to("POST", DISCORD)
+            .iter()
+            .map(|r| {
+                assert!(
+                    r.headers.iter().all(|(name, _)| *name != "Authorization"),
+                    "GitHub's token went to Discord"
+                );
+                let body: Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+                body["embeds"][0]["title"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn off_by_default_and_it_touches_nothing() {
+        let world = World::new();
+        let report = tick(&world, &config(&[]));
+        assert_eq!(report.outcome, "off");
+        assert_eq!(world.calls(), 0);
+        assert!(world.kv_reads.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_quiet_tick_costs_one_request_and_the_nets_five_once_an_hour() {
+        let world = World::new();
+        let config = watchdog_config(&[]);
+        world.script("GET", QUEUED, vec![answer(200, &runs(&[]))]);
+        healthy_nets(&world);
+        let first = tick(&world, &config);
+        assert_eq!(
+            (first.outcome, first.nets_checked, first.github_calls),
+            ("done", true, 6)
+        );
+        assert!(first.alerts.is_empty(), "{first:?}");
+        world.advance(10 * MINUTE);
+        let quiet = tick(&world, &config);
+        assert_eq!(
+            (quiet.nets_checked, quiet.github_calls),
+            (false, 1),
+            "{quiet:?}"
+        );
+        world.advance(51 * MINUTE);
+        assert!(
+            tick(&world, &config).nets_checked,
+            "an hour later the nets are checked again"
+        );
+    }
+
+    #[test]
+    fn a_run_stuck_on_a_dead_pool_moves_to_github_hosted_runners_with_one_alert_then_one_on_recovery(
+    ) {
+        let world = World::new();
+        let config = watchdog_config(&[]);
+        healthy_nets(&world);
+        world.script(
+            "GET",
+            QUEUED,
+            vec![
+                answer(
+                    200,
+                    &runs(&[
+                        publish_run(&world, 7, 11 * MINUTE),
+                        publish_run(&world, 8, 2 * MINUTE),
+                    ]),
+                ),
+                answer(200, &runs(&[])),
+            ],
+        );
+        let job = json!({ "total_count": 1, "jobs": [{ "id": 70, "run_id": 7, "status": "queued",
+            "labels": ["self-hosted", "linux"], "runner_name": null }] });
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/runs/7/jobs",
+            vec![answer(200, &job.to_string())],
+        );
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/runners?per_page=100",
+            vec![
+                answer(200, &runners("offline")),
+                answer(200, &runners("offline")),
+                answer(200, &runners("online")),
+            ],
+        );
+        // The central repository's owner is an organization with no runners of its own.
+        world.script(
+            "GET",
+            "/orgs/Studio/actions/runners?per_page=100",
+            vec![answer(200, r#"{"total_count": 0, "runners": []}"#)],
+        );
+        world.script(
+            "POST",
+            "/repos/Studio/Central/actions/runs/7/cancel",
+            vec![answer(202, "{}")],
+        );
+        world.script(
+            "POST",
+            "/repos/Studio/Central/dispatches",
+            vec![answer(204, "")],
+        );
+        world.script("POST", DISCORD, vec![answer(200, "{}")]);
+
+        let report = tick(&world, &config);
+        assert_eq!(
+            (report.queued, report.stuck, report.moved),
+            (2, 1, 1),
+            "{report:?}"
+        );
+        assert_eq!(report.alerts, vec!["failover-started"]);
+        let dispatched = world.sent_to("POST", "/repos/Studio/Central/dispatches");
+        let body: Value = serde_json::from_str(dispatched[0].body.as_deref().unwrap()).unwrap();
+        assert_eq!(body["event_type"], "package_publish");
+        assert_eq!(body["client_payload"]["repository"], "Studio/game");
+        assert_eq!(body["client_payload"]["commit_sha"], SHA);
+        assert_eq!(body["client_payload"]["delivery"], "d-7");
+        assert_eq!(body["client_payload"]["package_path"], "*");
+        assert_eq!(body["client_payload"]["runner"], "github-hosted");
+        let events = world.events.borrow().clone();
+        let position = |suffix: &str| events.iter().position(|e| e.ends_with(suffix)).unwrap();
+        assert!(
+            position("/runs/7/cancel") < position("/Central/dispatches"),
+            "cancel first: {events:?}"
+        );
+        let state = FailoverState::from_kv(&world.kv.borrow()[FAILOVER_KEY]).unwrap();
+        assert_eq!((state.labels.len(), state.moved), (2, 1));
+        // 1 listing + 1 jobs + 2 runners + cancel + dispatch, + the hourly nets' 5.
+        assert_eq!(report.github_calls, 6 + 5);
+
+        // Still dead: no second alert.
+        world.advance(10 * MINUTE);
+        let ongoing = tick(&world, &config);
+        assert!(
+            ongoing.failover_active && ongoing.alerts.is_empty(),
+            "{ongoing:?}"
+        );
+        assert_eq!(ongoing.github_calls, 3, "listing + the two runner listings");
+
+        // A runner with the labels is online again: one recovery alert, and the failover ends.
+        world.advance(10 * MINUTE);
+        let back = tick(&world, &config);
+        assert_eq!(back.alerts, vec!["failover-ended"], "{back:?}");
+        assert!(!back.failover_active);
+        assert_eq!(
+            discord_titles(&world),
+            vec![
+                "Self-hosted runners are not picking up publish runs",
+                "Self-hosted runners are back"
+            ]
+        );
+        world.advance(10 * MINUTE);
+        assert!(
+            tick(&world, &config).alerts.is_empty(),
+            "nothing more to say"
+        );
+    }
+
+    #[test]
+    fn a_run_that_cannot_be_cancelled_is_not_dispatched_twice_and_unlisted_runners_move_nothing() {
+        let world = World::new();
+        let config = watchdog_config(&[]);
+        healthy_nets(&world);
+        world.script(
+            "GET",
+            QUEUED,
+            vec![answer(200, &runs(&[publish_run(&world, 7, 30 * MINUTE)]))],
+        );
+        let job = json!({ "jobs": [{ "status": "queued", "labels": ["self-hosted"], "runner_name": null }] });
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/runs/7/jobs",
+            vec![answer(200, &job.to_string())],
+        );
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/runners?per_page=100",
+            vec![
+                answer(
+                    403,
+                    r#"{"message": "Resource not accessible by integration"}"#,
+                ),
+                answer(200, &runners("offline")),
+            ],
+        );
+        world.script(
+            "GET",
+            "/orgs/Studio/actions/runners?per_page=100",
+            vec![answer(404, r#"{"message": "Not Found"}"#)],
+        );
+        let blind = tick(&world, &config);
+        assert_eq!((blind.moved, blind.errors), (0, 1), "{blind:?}");
+        assert!(
+            blind
+                .notes
+                .iter()
+                .any(|n| n.contains("Administration: read")),
+            "{:?}",
+            blind.notes
+        );
+        assert!(world
+            .sent_to("POST", "/repos/Studio/Central/actions/runs/7/cancel")
+            .is_empty());
+
+        world.script(
+            "POST",
+            "/repos/Studio/Central/actions/runs/7/cancel",
+            vec![answer(
+                409,
+                r#"{"message": "Cannot cancel a workflow run that is completed."}"#,
+            )],
+        );
+        world.advance(10 * MINUTE);
+        let refused = tick(&world, &config);
+        assert_eq!(refused.moved, 0, "{refused:?}");
+        assert!(world
+            .sent_to("POST", "/repos/Studio/Central/dispatches")
+            .is_empty());
+        assert!(refused.alerts.is_empty());
+    }
+
+    #[test]
+    fn stopped_nets_are_restarted_and_reported() {
+        let world = World::new();
+        let config = watchdog_config(&[]);
+        world.script("GET", QUEUED, vec![answer(200, &runs(&[]))]);
+        healthy_nets(&world);
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/workflows?per_page=100",
+            vec![answer(200, &json!({ "workflows": [
+                { "id": 11, "path": ".github/workflows/reconcile.yml", "state": "disabled_inactivity" },
+                { "id": 12, "path": ".github/workflows/deploy.yml", "state": "disabled_manually" }] }).to_string())],
+        );
+        let old = json!({ "id": 5, "status": "completed", "conclusion": "success", "event": "schedule",
+            "created_at": at(&world, 3 * 60 * MINUTE) });
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/workflows/reconcile.yml/runs?per_page=1",
+            vec![answer(200, &runs(&[old]))],
+        );
+        world.script(
+            "GET",
+            &format!("/repos/Studio/Central/actions/workflows/publisher-binary.yml/runs?head_sha={HEAD}&per_page=20"),
+            vec![answer(200, &runs(&[]))],
+        );
+        world.script(
+            "PUT",
+            "/repos/Studio/Central/actions/workflows/11/enable",
+            vec![answer(204, "")],
+        );
+        world.script(
+            "POST",
+            "/repos/Studio/Central/actions/workflows/reconcile.yml/dispatches",
+            vec![answer(204, "")],
+        );
+        world.script("POST", DISCORD, vec![answer(204, "")]);
+        let report = tick(&world, &config);
+        assert_eq!(
+            report.alerts,
+            vec!["workflow-enabled", "reconcile-dispatched", "no-binary"],
+            "{report:?}"
+        );
+        assert_eq!(
+            (report.workflows_enabled, report.reconcile_dispatched),
+            (1, true)
+        );
+        let sent = world.sent_to(
+            "POST",
+            "/repos/Studio/Central/actions/workflows/reconcile.yml/dispatches",
+        );
+        assert_eq!(sent[0].body.as_deref(), Some(r#"{"ref":"main"}"#));
+        assert!(report
+            .notes
+            .iter()
+            .any(|n| n.contains("deploy.yml is disabled by a person")));
+        assert!(world
+            .sent_to("PUT", "/repos/Studio/Central/actions/workflows/12/enable")
+            .is_empty());
+        // The same head an hour later: the missing binary is not alerted again the same day.
+        world.advance(61 * MINUTE);
+        let later = tick(&world, &config);
+        assert!(!later.alerts.contains(&"no-binary"), "{later:?}");
+    }
+
+    #[test]
+    fn a_dry_run_decides_but_changes_nothing() {
+        let world = World::new();
+        let config = watchdog_config(&[("DRY_RUN", "true")]);
+        healthy_nets(&world);
+        world.script(
+            "GET",
+            QUEUED,
+            vec![answer(200, &runs(&[publish_run(&world, 7, 30 * MINUTE)]))],
+        );
+        let job = json!({ "jobs": [{ "status": "queued", "labels": ["self-hosted"], "runner_name": null }] });
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/runs/7/jobs",
+            vec![answer(200, &job.to_string())],
+        );
+        world.script(
+            "GET",
+            "/repos/Studio/Central/actions/runners?per_page=100",
+            vec![answer(200, &runners("offline"))],
+        );
+        world.script(
+            "GET",
+            "/orgs/Studio/actions/runners?per_page=100",
+            vec![answer(200, r#"{"runners": []}"#)],
+        );
+        let report = tick(&world, &config);
+        assert_eq!(report.moved, 0);
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.starts_with("dry run: would move run 7")),
+            "{:?}",
+            report.notes
+        );
+        assert!(world.sent.borrow().iter().all(|r| r.method == "GET"));
+    }
+}

@@ -10,7 +10,7 @@ import { after, afterEach, before, test } from "node:test";
 
 import { bumpVersion, writeUnityPackage } from "./git.mjs";
 import { waitFor } from "../workerd/harness.mjs";
-import { CENTRAL, ORG, World } from "./world.mjs";
+import { CENTRAL, ORG, POOL, World } from "./world.mjs";
 
 const url = (name) => `https://github.com/${ORG}/${name}`;
 const REGISTRY = {
@@ -25,6 +25,8 @@ const REGISTRY = {
     { url: url("flaky-dispatch"), status: "active" },
     { url: url("outage"), status: "active" },
     { url: url("legacy"), status: "active" },
+    { url: url("stranded"), status: "active" },
+    { url: url("quiet-net"), status: "active" },
     ...Array.from({ length: 10 }, (_, i) => ({ url: url(`burst-${String(i).padStart(2, "0")}`), status: "active" })),
   ],
 };
@@ -332,6 +334,96 @@ test("a dispatch for a repository that is not registered publishes nothing", asy
   assert.match(run.output, /Studio\/not-registered is not registered in config\/repositories\.json/);
   assert.deepEqual(await world.verdaccio.versions("com.studio.stray"), []);
   timings.push({ row: "dispatch for an unregistered repository (refused)", ms: null });
+});
+
+/// Discord messages whose embed has `title`.
+function alertsTitled(title) {
+  return world.discord.messages.filter((m) => m.embeds?.[0]?.title === title);
+}
+
+test("self-hosted runners dead: the watchdog moves the stuck run to GitHub-hosted runners, one alert, and one when they are back", async () => {
+  world.runner.publishRunner = POOL;
+  await world.setSelfHostedPool("offline");
+  try {
+    const repo = await repoWith("stranded", [["Packages/com.studio.stranded", "com.studio.stranded", "1.0.0"]]);
+    bumpVersion(repo, "Packages/com.studio.stranded", "1.0.1");
+    repo.commit("Bump while the studio's runners are down");
+    const pushed = Date.now();
+    const { answer } = await world.push(repo);
+    assert.equal(answer.outcome, "dispatched");
+    // GitHub queues the run on the pool's labels, and nothing takes it.
+    const stuck = await world.runner.waitQueued(`${ORG}/stranded`);
+    assert.deepEqual(stuck.labels, POOL);
+    assert.deepEqual(await world.verdaccio.versions("com.studio.stranded"), [], "a queued run publishes nothing");
+
+    // Ten minutes later (the tick's scheduledTime), the watchdog moves it.
+    const moving = Date.now();
+    const tick = await world.tick({ advanceMinutes: 11 });
+    assert.equal(tick.moved, 1, JSON.stringify(tick));
+    assert.deepEqual(tick.alerts, ["failover-started"], JSON.stringify(tick));
+    await world.waitPublished([["com.studio.stranded", "1.0.1"]]);
+    const stuckToPublished = Date.now() - moving;
+    timings.push({ row: "dead self-hosted pool: stuck → published (fallback)", ms: stuckToPublished });
+    timings.push({ row: "dead self-hosted pool: push → published (+11 min simulated)", ms: Date.now() - pushed });
+    assert.equal(stuck.cancelled, true, "the stuck run was cancelled");
+    const [fallback] = await world.runner.runsFor(`${ORG}/stranded`);
+    assert.deepEqual(fallback.labels, ["ubuntu-latest"], "the marked run went to GitHub's runner");
+    assert.equal(fallback.dispatch.client_payload.runner, "github-hosted");
+    assert.equal(fallback.exitCode, 0, fallback.output);
+    await world.assertAnnounced("com.studio.stranded", "1.0.1");
+    console.log(`watchdog: ${tick.github_calls} GitHub requests for the tick that moved the run; stuck → published ${stuckToPublished} ms`);
+
+    // Still dead ten minutes later: no second alert.
+    const again = await world.tick({ advanceMinutes: 10 });
+    assert.equal(again.failover_active, true, JSON.stringify(again));
+    assert.deepEqual(again.alerts ?? [], [], JSON.stringify(again));
+    assert.equal(alertsTitled("Self-hosted runners are not picking up publish runs").length, 1);
+    console.log(`watchdog: ${again.github_calls} GitHub requests for a tick during the failover with nothing stuck`);
+
+    // The pool is back and takes the next run itself; the next tick says so, once.
+    await world.setSelfHostedPool("online");
+    bumpVersion(repo, "Packages/com.studio.stranded", "1.0.2");
+    repo.commit("Bump once the runners are back");
+    await world.push(repo);
+    await world.waitPublished([["com.studio.stranded", "1.0.2"]]);
+    const runs = await world.runner.runsFor(`${ORG}/stranded`, 2);
+    assert.equal(runs.at(-1).runner, "studio-1", "the self-hosted pool took it");
+    const back = await world.tick({ advanceMinutes: 10 });
+    assert.deepEqual(back.alerts, ["failover-ended"], JSON.stringify(back));
+    assert.equal(alertsTitled("Self-hosted runners are back").length, 1);
+    const quiet = await world.tick({ advanceMinutes: 10 });
+    assert.deepEqual(quiet.alerts ?? [], []);
+    assert.equal(quiet.github_calls, 1, `a quiet tick costs one request: ${JSON.stringify(quiet)}`);
+    for (const log of world.logs) assert.ok(!log.message.includes(world.discord.url), "the Discord webhook URL was logged");
+  } finally {
+    world.runner.publishRunner = undefined;
+    await world.setSelfHostedPool("online");
+  }
+});
+
+test("reconcile's schedule silent for 2 hours: the watchdog runs it, and it catches up a lost run", async () => {
+  const repo = await repoWith("quiet-net", [["Packages/com.studio.quiet-net", "com.studio.quiet-net", "1.0.0"]]);
+  await world.verdaccio.seed("com.studio.quiet-net", "1.0.0");
+  bumpVersion(repo, "Packages/com.studio.quiet-net", "1.1.0");
+  repo.commit("Bump while a run is lost and reconcile's schedule is dropped");
+  world.runner.outage(1);
+  const pushed = Date.now();
+  await world.push(repo);
+  await world.runner.waitDropped(`${ORG}/quiet-net`);
+  // Two hours pass and GitHub runs none of reconcile's scheduled runs (dropped, or the schedule disabled).
+  const tick = await world.tick({ advanceMinutes: 121 });
+  assert.equal(tick.nets_checked, true, JSON.stringify(tick));
+  assert.equal(tick.reconcile_dispatched, true, JSON.stringify(tick));
+  assert.deepEqual(tick.alerts, ["reconcile-dispatched"], JSON.stringify(tick));
+  const [sweep] = await world.runner.waitReconciled(1);
+  assert.match(sweep.output, /Studio\/quiet-net: 1 missing, dispatch: Sent/, sweep.output);
+  await world.waitPublished([["com.studio.quiet-net", "1.1.0"]]);
+  timings.push({ row: "reconcile's schedule silent: the watchdog runs it", ms: Date.now() - pushed });
+  assert.equal(alertsTitled("Reconcile stopped running on its schedule").length, 1);
+  // The dispatched run is reconcile's newest: the next hour's check finds it fresh.
+  const next = await world.tick({ advanceMinutes: 61 });
+  assert.equal(next.reconcile_dispatched, false, JSON.stringify(next));
+  console.log(`watchdog: ${tick.github_calls} GitHub requests for the tick that checked the nets and dispatched reconcile`);
 });
 
 test("a dispatch accepted but its run never happens: reconcile publishes", async () => {

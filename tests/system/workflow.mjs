@@ -3,7 +3,8 @@
 // `package_publish` dispatch, so a change to the workflow's mapping changes (or breaks) the test.
 //
 // Only the small expression language the workflow uses is understood — context paths, string literals,
-// `false`/`true` and `||` — and anything else is an error naming the expression, never a guess.
+// `false`/`true`, `fromJSON(path)`, `==`, `&&` and `||` (in GitHub's precedence: `==` before `&&` before
+// `||`) — and anything else is an error naming the expression, never a guess.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -69,6 +70,24 @@ export function publishEnvironment(root, { clientPayload, inputs = {}, vars = {}
   return { env, checkout: fetched };
 }
 
+/// The publish job's `runs-on` and the run's `run-name` for one dispatch, evaluated as GitHub does:
+/// which runners the job waits for, and the title the Actions list (and the worker's watchdog) reads.
+export function publishRun(root, { clientPayload, inputs = {}, vars = {} }) {
+  const workflow = parse(readFileSync(join(root, WORKFLOW), "utf8"));
+  const { job } = publishJob(root);
+  const contexts = {
+    github: { event: { client_payload: clientPayload }, event_name: "repository_dispatch" },
+    inputs,
+    vars,
+  };
+  const runsOn = job["runs-on"];
+  const whole = typeof runsOn === "string" ? runsOn.match(/^\$\{\{(.*)\}\}$/s) : null;
+  const value = whole ? evaluate(whole[1].trim(), contexts) : runsOn;
+  const labels = Array.isArray(value) ? value.map(String) : [String(value)];
+  const title = interpolate(String(workflow["run-name"] ?? "").replace(/\s*\n\s*/g, " ").trim(), contexts);
+  return { labels, title };
+}
+
 /// The workflow's concurrency group for one dispatch (null when it declares none), evaluated as GitHub
 /// does, so the runner can apply GitHub's rule for it.
 export function concurrencyGroup(root, { clientPayload, inputs = {} }) {
@@ -89,18 +108,38 @@ function interpolate(text, contexts) {
   });
 }
 
-/// `a || b || 'literal'`: the first truthy operand (GitHub's `||`), else the last one.
+/// `a || b && c == 'x' || 'literal'`: GitHub's `||` gives the first truthy operand (else the last),
+/// `&&` the first falsy one (else the last); `==` compares strings without case, as GitHub does.
 function evaluate(expression, contexts) {
-  const operands = expression.split("||").map((s) => s.trim());
   let value;
-  for (const operand of operands) {
-    value = operandValue(operand, contexts, expression);
+  for (const alternative of expression.split("||").map((s) => s.trim())) {
+    value = conjunction(alternative, contexts, expression);
     if (value) return value;
   }
   return value;
 }
 
+function conjunction(text, contexts, expression) {
+  let value;
+  for (const term of text.split("&&").map((s) => s.trim())) {
+    value = comparison(term, contexts, expression);
+    if (!value) return value;
+  }
+  return value;
+}
+
+function comparison(text, contexts, expression) {
+  const sides = text.split("==").map((s) => s.trim());
+  if (sides.length === 1) return operandValue(sides[0], contexts, expression);
+  if (sides.length !== 2) throw new Error(`${WORKFLOW}: the system test does not understand \${{ ${expression} }}`);
+  const [left, right] = sides.map((side) => operandValue(side, contexts, expression));
+  const text_ = (v) => (v === undefined || v === null ? "" : String(v).toLowerCase());
+  return text_(left) === text_(right);
+}
+
 function operandValue(operand, contexts, expression) {
+  const json = operand.match(/^fromJSON\((.*)\)$/);
+  if (json) return JSON.parse(String(operandValue(json[1].trim(), contexts, expression)));
   if (operand === "false") return false;
   if (operand === "true") return true;
   const literal = operand.match(/^'((?:[^']|'')*)'$/);

@@ -31,7 +31,7 @@ import { Miniflare, convertV4MiniflareOptions } from "miniflare";
 import { GitRepo, git } from "./git.mjs";
 import { ROOT, deliveryLines, sign, sleep, waitFor, workerModules } from "../workerd/harness.mjs";
 import { FakeDiscord, Verdaccio } from "./services.mjs";
-import { concurrencyGroup, publishEnvironment } from "./workflow.mjs";
+import { concurrencyGroup, publishEnvironment, publishRun } from "./workflow.mjs";
 
 const run = promisify(execFile);
 
@@ -42,6 +42,14 @@ const SECRET = "system-test-webhook-secret";
 const TOKEN = "ghp_systemTestToken0123456789";
 /// The native binaries (upm-publisher, fake-github); scripts/test-system.sh builds them here.
 const BIN = process.env.UPM_BIN_DIR || join(ROOT, "target/debug");
+/// The central repository's workflows as GitHub lists them (the watchdog reads their `state`).
+const CENTRAL_WORKFLOWS = [
+  { id: 101, name: "Handle publish request", path: ".github/workflows/handle-publish-request.yml", state: "active" },
+  { id: 102, name: "Reconcile", path: ".github/workflows/reconcile.yml", state: "active" },
+  { id: 103, name: "publisher binary", path: ".github/workflows/publisher-binary.yml", state: "active" },
+];
+/// The studio's self-hosted pool, as PUBLISH_RUNNER names it and as GitHub lists its one runner.
+export const POOL = ["self-hosted", "linux", "x64"];
 
 export class World {
   /// Starts the fake GitHub, Verdaccio, the fake Discord and the worker. `registry` is the central
@@ -56,7 +64,13 @@ export class World {
     world.central.write("config/repositories.json", registry);
     world.central.commit("Register the studio's repositories");
     world.central.push();
+    await world.github.control("PUT", "/_fake/repos", { ...repoSnapshot(world.central), workflows: CENTRAL_WORKFLOWS });
     await world.mirror(world.central);
+    // The nets as a healthy deployment has them: reconcile ran on its schedule just now.
+    await world.github.control("POST", `/_fake/repos/${CENTRAL}/runs`, {
+      workflow: "reconcile.yml", display_title: "Reconcile", event: "schedule", status: "completed", conclusion: "success",
+    });
+    world.clockOffsetMs = 0;
     world.runner = new Runner(world);
     world.logs = [];
     world.mf = new Miniflare(
@@ -76,9 +90,12 @@ export class World {
           IGNORE_SENDERS: "github-actions[bot]",
           GITHUB_ORG: ORG,
           HOOK_ID: String(HOOK_ID),
+          WATCHDOG: "on",
+          DISCORD_WEBHOOK_URL: world.discord.url,
         },
-        // Every outbound fetch of the worker goes to the fake GitHub, whatever host it names.
-        outboundService: { node: world.github.proxy },
+        // Every outbound fetch of the worker goes to the fake GitHub, whatever host it names, except
+        // the watchdog's alerts, which go to the fake Discord.
+        outboundService: { node: (req, res) => world.outbound(req, res) },
         handleStructuredLogs: (log) => world.logs.push(log),
       }),
     );
@@ -135,8 +152,46 @@ export class World {
   }
 
   /// Copies the repository's branch heads into the fake GitHub (what GitHub holds once a push landed).
+  /// A push to the central repository also builds its publisher binary (publisher-binary.yml on push).
   async mirror(repo) {
     await this.github.control("PUT", "/_fake/repos", repoSnapshot(repo));
+    if (repo === this.central) {
+      await this.github.control("POST", `/_fake/repos/${CENTRAL}/runs`, {
+        workflow: "publisher-binary.yml", display_title: "publisher binary", event: "push",
+        status: "completed", conclusion: "success", head_sha: repo.head(), head_branch: repo.branch,
+      });
+    }
+  }
+
+  /// The worker's outbound fetches: the fake Discord's host goes there, everything else to the fake GitHub.
+  outbound(req, res) {
+    const target = new URL(req.url, `http://${req.headers.host}`);
+    if (target.host === new URL(this.discord.url).host) return forward(req, res, new URL(this.discord.url));
+    return this.github.proxy(req, res);
+  }
+
+  /// One cron tick (sweeper, then watchdog) with the world's clock moved `advanceMinutes` ahead, for
+  /// the worker (the tick's scheduledTime, the watchdog's "now") and for the fake GitHub (its run
+  /// creation times): "queued 11 minutes" or "no reconcile for 2 hours" need no waiting. Returns the
+  /// watchdog's log line.
+  async tick({ advanceMinutes = 0 } = {}) {
+    this.clockOffsetMs += advanceMinutes * 60_000;
+    await this.github.control("PUT", "/_fake/clock", { offset_secs: Math.round(this.clockOffsetMs / 1000) });
+    const before = this.logs.length;
+    const worker = await this.mf.getWorker();
+    const result = await worker.scheduled({ cron: "*/10 * * * *", scheduledTime: new Date(Date.now() + this.clockOffsetMs) });
+    assert.equal(result.outcome, "ok", "the scheduled handler completes");
+    const line = await waitFor(() => watchdogLines(this.logs.slice(before))[0], 5_000);
+    assert.ok(line, `the tick logged no watchdog line; it logged: ${this.logs.slice(before).map((l) => l.message).join("\n")}`);
+    return line;
+  }
+
+  /// The studio's self-hosted runner, `online` or `offline`, as GitHub lists it and as the runner plays it.
+  async setSelfHostedPool(status) {
+    await this.github.control("PUT", "/_fake/runners", [
+      { id: 1, name: "studio-1", os: "linux", status, busy: false, labels: POOL, org: ORG },
+    ]);
+    this.runner.selfHostedOnline = status === "online";
   }
 
   /// Pushes the developer's clone, mirrors it into the fake GitHub, and delivers the push webhook.
@@ -256,6 +311,32 @@ export class World {
   }
 }
 
+/// The watchdog's JSON log lines among `logs`.
+function watchdogLines(logs) {
+  return logs.flatMap((log) => {
+    try {
+      const line = JSON.parse(log.message);
+      return line?.msg === "watchdog" ? [line] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/// Forwards a request to `target`'s host, path and query kept.
+function forward(req, res, target) {
+  const url = new URL(req.url, `http://${req.headers.host}`);
+  const upstream = http.request(
+    { host: target.hostname, port: target.port, method: req.method, path: url.pathname + url.search, headers: { ...req.headers, host: target.host } },
+    (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on("error", () => req.socket.destroy());
+  req.pipe(upstream);
+}
+
 /// A child's exit code and everything it wrote (stdout and stderr, in arrival order), once it has ended
 /// AND its pipes are drained. Node emits "exit" as soon as the process ends, possibly before the last
 /// chunks of its output were read ("exit" docs: "stdio streams might still be open"); "close" comes after
@@ -306,13 +387,27 @@ class FakeGitHubProcess {
     await this.control("PUT", "/_fake/state", state);
   }
 
+  /// A control request; returns its JSON answer, if any.
   async control(method, path, body) {
     const response = await fetch(`${this.url}${path}`, {
       method,
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
     });
-    assert.ok(response.ok, `${method} ${path}: ${response.status} ${await response.text()}`);
+    const text = await response.text();
+    assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  /// A GET of the fake's REST API, as a client holding the world's token.
+  async api(path) {
+    const response = await fetch(`${this.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(response.status, 200, `GET ${path}`);
+    return response.json();
+  }
+
+  async workflowDispatches() {
+    return (await fetch(`${this.url}/_fake/workflow_dispatches`)).json();
   }
 
   async dispatches() {
@@ -393,14 +488,104 @@ function execBlob(bare, sha) {
 /// it checks out the repository at the dispatched commit as the workflow's checkout step does, and runs
 /// the publisher with the environment the workflow builds. Runs are concurrent, as the workflow's are.
 /// `outage(n)` drops the next n dispatches: a run that never happens.
+///
+/// Each run it takes is also a run in the fake GitHub, queued on the labels the workflow's `runs-on`
+/// evaluates to (`publishRunner` plays `vars.PUBLISH_RUNNER`). A run on self-hosted labels while the
+/// pool is offline (`World.setSelfHostedPool`) stays `queued`, as on GitHub, until the pool is back or
+/// someone cancels it. It also plays reconcile.yml for the workflow dispatches GitHub recorded.
 class Runner {
   constructor(world) {
     this.world = world;
     this.seen = 0;
     this.dropping = 0;
     this.runs = [];
+    this.waiting = [];
+    this.selfHostedOnline = true;
+    this.publishRunner = undefined;
+    this.workflowSeen = 0;
+    this.reconciles = [];
     this.stopped = false;
     this.loop = this.#poll();
+  }
+
+  vars() {
+    return this.publishRunner ? { PUBLISH_RUNNER: JSON.stringify(this.publishRunner) } : {};
+  }
+
+  async #setRun(id, fields) {
+    await this.world.github.control("PATCH", `/_fake/repos/${CENTRAL}/runs/${id}`, fields);
+  }
+
+  /// Starts a queued entry on a runner: in progress, then completed with the publisher's outcome.
+  #start(entry, runnerName) {
+    entry.started = Date.now();
+    entry.runner = runnerName;
+    entry.done = (async () => {
+      await this.#setRun(entry.runId, { status: "in_progress", runner_name: runnerName });
+      const result = await this.#queued(entry.dispatch.client_payload, entry);
+      await this.#setRun(entry.runId, { status: "completed", conclusion: result.exitCode === 0 ? "success" : "failure" });
+      return result;
+    })().then(
+      (result) => Object.assign(entry, result, { ended: Date.now() }),
+      (error) => Object.assign(entry, { error: String(error), ended: Date.now() }),
+    );
+  }
+
+  /// Queued runs on the offline pool: taken once it is back, or gone once cancelled.
+  async #tendWaiting() {
+    for (const entry of [...this.waiting]) {
+      if (this.selfHostedOnline) {
+        this.waiting.splice(this.waiting.indexOf(entry), 1);
+        entry.queued = false;
+        this.#start(entry, "studio-1");
+        continue;
+      }
+      const { jobs } = await this.world.github.api(`/repos/${CENTRAL}/actions/runs/${entry.runId}/jobs`);
+      if (jobs[0]?.status === "completed") {
+        this.waiting.splice(this.waiting.indexOf(entry), 1);
+        entry.queued = false;
+        entry.cancelled = jobs[0].conclusion === "cancelled";
+        entry.ended = Date.now();
+      }
+    }
+  }
+
+  /// reconcile.yml runs GitHub queued for a workflow dispatch: run as reconcile.yml runs it.
+  async #tendWorkflowDispatches() {
+    const dispatches = await this.world.github.workflowDispatches().catch(() => []);
+    for (const dispatch of dispatches.slice(this.workflowSeen)) {
+      this.workflowSeen += 1;
+      if (dispatch.workflow !== "reconcile.yml") continue;
+      const entry = { dispatch, started: Date.now() };
+      this.reconciles.push(entry);
+      entry.done = (async () => {
+        await this.#setRun(dispatch.run_id, { status: "in_progress", runner_name: "GitHub Actions 1" });
+        const result = await this.world.reconcile();
+        await this.#setRun(dispatch.run_id, { status: "completed", conclusion: result.exitCode === 0 ? "success" : "failure" });
+        return Object.assign(entry, result, { ended: Date.now() });
+      })();
+    }
+  }
+
+  /// Waits until a run for `repository` is queued on the offline self-hosted pool; returns it.
+  async waitQueued(repository, ms = 30_000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const entry = this.waiting.find((r) => r.dispatch.client_payload.repository === repository);
+      if (entry) return entry;
+      assert.ok(Date.now() < deadline, `no run for ${repository} was queued on the self-hosted pool within ${ms} ms`);
+      await sleep(25);
+    }
+  }
+
+  /// Waits until reconcile.yml has run `count` times for a workflow dispatch; returns those runs.
+  async waitReconciled(count = 1, ms = 120_000) {
+    const deadline = Date.now() + ms;
+    while (this.reconciles.length < count) {
+      assert.ok(Date.now() < deadline, `reconcile.yml was not dispatched ${count} time(s) within ${ms} ms`);
+      await sleep(25);
+    }
+    return Promise.all(this.reconciles.slice(0, count).map((r) => r.done));
   }
 
   outage(count) {
@@ -418,13 +603,22 @@ class Runner {
           this.runs.push({ dispatch, dropped: true });
           continue;
         }
-        const entry = { dispatch, started: Date.now() };
-        entry.done = this.#queued(dispatch.client_payload, entry).then(
-          (result) => Object.assign(entry, result, { ended: Date.now() }),
-          (error) => Object.assign(entry, { error: String(error), ended: Date.now() }),
-        );
+        // GitHub queues the run on the labels `runs-on` evaluates to, titled by its `run-name`.
+        const { labels, title } = publishRun(ROOT, { clientPayload: dispatch.client_payload, vars: this.vars() });
+        const { id: runId } = await this.world.github.control("POST", `/_fake/repos/${CENTRAL}/runs`, {
+          workflow: "handle-publish-request.yml", display_title: title, event: "repository_dispatch", labels,
+        });
+        const entry = { dispatch, labels, runId, queuedAt: Date.now() };
         this.runs.push(entry);
+        if (labels.includes("self-hosted") && !this.selfHostedOnline) {
+          entry.queued = true;
+          this.waiting.push(entry);
+          continue;
+        }
+        this.#start(entry, labels.includes("self-hosted") ? "studio-1" : "GitHub Actions 1");
       }
+      await this.#tendWaiting().catch(() => {});
+      await this.#tendWorkflowDispatches();
       await sleep(25);
     }
   }
@@ -522,6 +716,7 @@ class Runner {
   /// Waits until every run started so far has ended.
   async idle() {
     await Promise.all(this.runs.filter((r) => r.done).map((r) => r.done));
+    await Promise.all(this.reconciles.map((r) => r.done));
   }
 
   describe() {
@@ -529,6 +724,8 @@ class Runner {
       .map((r) =>
         r.dropped
           ? `- dropped ${r.dispatch.client_payload.repository}@${r.dispatch.client_payload.commit_sha}`
+          : !r.done
+          ? `- ${r.cancelled ? "cancelled" : "queued"} ${r.dispatch.client_payload.repository} on ${JSON.stringify(r.labels)}`
           : `- ${r.dispatch.client_payload.repository} paths=${JSON.stringify(r.dispatch.client_payload.package_path)} exit=${r.exitCode}\n${(r.output ?? r.error ?? "").slice(-2000)}`,
       )
       .join("\n");

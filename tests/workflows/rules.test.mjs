@@ -150,6 +150,28 @@ test("the publish job: runner checked first, 40- or 64-hex commits, LFS content,
   assert.equal(step(wf, "Publish").env.UPM_REGISTRY_FILE, "config/repositories.json");
 });
 
+test("runs-on honours the watchdog's github-hosted mark and nothing else; the run-name keeps the shape it reads", async () => {
+  const { publishRun } = await import("../system/workflow.mjs");
+  const pool = JSON.stringify(["self-hosted", "linux", "x64"]);
+  const payload = { repository: "Studio/game", commit_sha: "a".repeat(40), delivery: "d-1" };
+  const labels = (clientPayload, vars, inputs) => publishRun(ROOT, { clientPayload, vars, inputs }).labels;
+  assert.deepEqual(labels(payload, { PUBLISH_RUNNER: pool }), ["self-hosted", "linux", "x64"]);
+  assert.deepEqual(labels({ ...payload, runner: "github-hosted" }, { PUBLISH_RUNNER: pool }), ["ubuntu-latest"]);
+  assert.deepEqual(labels({ ...payload, runner: "something-else" }, { PUBLISH_RUNNER: pool }), ["self-hosted", "linux", "x64"]);
+  assert.deepEqual(labels(payload, {}), ["ubuntu-latest"]);
+  // A manual run cannot choose: workflow_dispatch has no runner input, and no client_payload.
+  const wf = workflow("handle-publish-request.yml");
+  assert.equal(on(wf).workflow_dispatch.inputs.runner, undefined);
+  assert.deepEqual(labels(undefined, { PUBLISH_RUNNER: pool }, { runner: "github-hosted" }), ["self-hosted", "linux", "x64"]);
+  // src/watchdog.rs `publish_run` reads "publish <repository> @ <sha> (delivery <id>)" back.
+  const { title } = publishRun(ROOT, { clientPayload: payload });
+  assert.equal(title, `publish Studio/game @ ${"a".repeat(40)} (delivery d-1)`);
+  const watchdog = readFileSync(join(ROOT, "src/watchdog.rs"), "utf8");
+  for (const part of ['strip_prefix("publish ")', 'split_once(" @ ")', 'split_once(" (delivery ")']) {
+    assert.ok(watchdog.includes(part), `src/watchdog.rs no longer reads the run-name with ${part}`);
+  }
+});
+
 test("a timed-out step or job is still reported: step timeouts fit inside the job's", () => {
   for (const [file, jobName] of [["handle-publish-request.yml", "publish"], ["reconcile.yml", "reconcile"]]) {
     const job = workflow(file).jobs[jobName];

@@ -17,8 +17,12 @@
 //! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created` (`>=`, `<=`, `A..B`), pages, GitHub's 1,000-result cap |
 //! | `GET …/actions/runs/{id}`, `…/runs/{id}/jobs`, `…/runs/{id}/artifacts`, `GET …/actions/artifacts/{id}/zip` | the zip: a 302 to a token-free download, 410 once expired |
 //! | `GET …/commits?sha=&path=&since=&until=` | first-parent history, newest first, pages |
+//! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created=>=`, `status` (a status or a conclusion), `head_sha`, `event`, `per_page` filters |
+//! | `GET …/actions/runs/{id}/jobs`, `POST …/actions/runs/{id}/cancel` | one job per run with the run's `labels` and `runner_name`; cancelling a completed run → 409 |
+//! | `GET …/actions/workflows`, `PUT …/actions/workflows/{id-or-file}/enable`, `POST …/dispatches` of one | `state`; a dispatch needs an existing `ref` and an active workflow (422), creates a queued run and is recorded (`workflow_dispatches`) |
+//! | `GET /repos/{o}/{r}/actions/runners`, `GET /orgs/{org}/actions/runners` | `status`, `busy`, `labels[]` objects |
 //! | `GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp) |
-//! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
+//! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `POST /_fake/repos/{o}/{r}/runs` (a run a runner queued), `PATCH /_fake/repos/{o}/{r}/runs/{id}` (its progress), `PUT /_fake/runners`, `GET /_fake/workflow_dispatches`, `PUT /_fake/clock` (`offset_secs` added to its clock), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
 //!
 //! Every GET answer carries an `ETag` and answers `If-None-Match` with 304; every answer carries
 //! `x-ratelimit-*` headers. Faults ([`state::Fault`]) script a status for the next K matching calls,

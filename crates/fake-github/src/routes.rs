@@ -11,7 +11,8 @@ use sha1::{Digest, Sha1};
 use upm_github::deliveries::format_rfc3339_utc;
 
 use crate::state::{
-    Commit, Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo, State,
+    Commit, Delivery, Dispatch, Fault, Pull, RecordedRequest, RedeliveryRequest, Repo,
+    SelfHostedRunner, State, WorkflowDispatch, WorkflowRun,
 };
 
 #[derive(Debug, Clone)]
@@ -100,6 +101,7 @@ fn bearer(authorization: &Option<String>) -> Option<String> {
 /// Handles one request: scripted faults first, then auth, then the endpoint; records it; adds the
 /// ETag / 304 and rate-limit headers GitHub sends.
 pub fn handle(state: &mut State, request: &Request, now: i64) -> Response {
+    let now = now + state.clock_offset_secs;
     let path_only = request.path.clone();
     let fault = take_fault(&mut state.faults, &request.method, &path_only);
     let mut response = match &fault {
@@ -392,6 +394,13 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
                 match state.repo_mut(&repo.full_name) {
                     Some(existing) => {
                         repo.id = existing.id;
+                        // A snapshot of the git side (refs, objects) keeps the Actions side.
+                        if repo.workflow_runs.is_empty() {
+                            repo.workflow_runs = std::mem::take(&mut existing.workflow_runs);
+                        }
+                        if repo.workflows.is_empty() {
+                            repo.workflows = std::mem::take(&mut existing.workflows);
+                        }
                         *existing = repo;
                     }
                     None => {
@@ -434,6 +443,81 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
                 }
                 None => not_found(),
             }
+        }
+        // The Actions runner's side: a run it queued (GitHub creates one per workflow a dispatch
+        // triggers), and the run's progress (a runner took it, it ended).
+        ("POST", ["_fake", "repos", owner, name, "runs"]) => {
+            let id = state.fresh_id();
+            let Some(repo) = state.repo_mut(&format!("{owner}/{name}")) else {
+                return not_found();
+            };
+            match serde_json::from_slice::<WorkflowRun>(&request.body) {
+                Ok(mut run) => {
+                    run.id = id;
+                    if run.created_at.is_empty() {
+                        run.created_at = format_rfc3339_utc(now);
+                    }
+                    if run.status.is_empty() {
+                        run.status = "queued".into();
+                    }
+                    repo.workflow_runs.push(run);
+                    Response::json(201, json!({ "id": id }))
+                }
+                Err(e) => Response::error(400, &format!("run: {e}")),
+            }
+        }
+        ("PATCH", ["_fake", "repos", owner, name, "runs", id]) => {
+            let Some(repo) = state.repo_mut(&format!("{owner}/{name}")) else {
+                return not_found();
+            };
+            let Some(run) = repo
+                .workflow_runs
+                .iter_mut()
+                .find(|r| r.id.to_string() == *id)
+            else {
+                return not_found();
+            };
+            for (field, value) in body.as_object().into_iter().flatten() {
+                match (field.as_str(), value) {
+                    ("status", Value::String(v)) => run.status = v.clone(),
+                    ("conclusion", v) => run.conclusion = v.as_str().map(str::to_string),
+                    ("created_at", Value::String(v)) => run.created_at = v.clone(),
+                    ("runner_name", v) => run.runner_name = v.as_str().map(str::to_string),
+                    _ => return Response::error(400, &format!("run: cannot set {field}")),
+                }
+            }
+            Response::empty(204)
+        }
+        ("PUT", ["_fake", "clock"]) => match body["offset_secs"].as_i64() {
+            Some(offset) => {
+                state.clock_offset_secs = offset;
+                Response::empty(204)
+            }
+            None => Response::error(400, "clock: offset_secs (a whole number) is required"),
+        },
+        ("PUT", ["_fake", "runners"]) => {
+            match serde_json::from_slice::<Vec<SelfHostedRunner>>(&request.body) {
+                Ok(runners) => {
+                    state.runners = runners;
+                    Response::empty(204)
+                }
+                Err(e) => Response::error(400, &format!("runners: {e}")),
+            }
+        }
+        ("GET", ["_fake", "workflow_dispatches"]) => {
+            Response::json(200, json!(state.workflow_dispatches))
+        }
+        ("GET", ["orgs", org, "actions", "runners"]) => {
+            let runners: Vec<&SelfHostedRunner> = state
+                .runners
+                .iter()
+                .filter(|r| {
+                    r.org
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(org))
+                })
+                .collect();
+            runners_json(&runners)
         }
         ("POST", ["_fake", "faults"]) => match serde_json::from_slice::<Fault>(&request.body) {
             Ok(fault) => {
@@ -480,6 +564,25 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
             if method == "POST" && rest == ["dispatches"] {
                 return dispatch(state, &full, &body);
             }
+            if let ("POST", ["actions", "workflows", workflow, "dispatches"]) = (method, rest) {
+                return workflow_dispatch(state, &full, workflow, &body, now);
+            }
+            if let ("GET", ["actions", "runners"]) = (method, rest) {
+                let runners: Vec<&SelfHostedRunner> = state
+                    .runners
+                    .iter()
+                    .filter(|r| {
+                        r.repo
+                            .as_deref()
+                            .is_some_and(|f| f.eq_ignore_ascii_case(&full))
+                    })
+                    .collect();
+                return if state.repo(&full).is_some() {
+                    runners_json(&runners)
+                } else {
+                    not_found()
+                };
+            }
             let Some(repo) = state.repo_mut(&full) else {
                 return not_found();
             };
@@ -516,6 +619,85 @@ fn dispatch(state: &mut State, full: &str, body: &Value) -> Response {
         client_payload: payload,
     });
     Response::empty(204)
+}
+
+/// "Create a workflow dispatch event": 204 No Content; the workflow must exist, be active and be
+/// dispatched on a branch that exists. The fake creates the run GitHub would, queued.
+fn workflow_dispatch(
+    state: &mut State,
+    full: &str,
+    workflow: &str,
+    body: &Value,
+    now: i64,
+) -> Response {
+    let run_id = state.fresh_id();
+    let Some(repo) = state.repo_mut(full) else {
+        return not_found();
+    };
+    let Some(found) = repo.workflows.iter().find(|w| w.is(workflow)).cloned() else {
+        return not_found();
+    };
+    let Some(reference) = body["ref"].as_str() else {
+        return Response::error(422, "Invalid request.\n\n\"ref\" wasn't supplied.");
+    };
+    let Some(head) = repo.resolve(reference) else {
+        return Response::error(422, &format!("No ref found for: {reference}"));
+    };
+    if found.state != "active" {
+        return Response::error(
+            422,
+            "Cannot trigger a 'workflow_dispatch' on a disabled workflow",
+        );
+    }
+    let file = found
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&found.path)
+        .to_string();
+    repo.workflow_runs.push(WorkflowRun {
+        id: run_id,
+        workflow: file.clone(),
+        display_title: found.name.clone(),
+        event: "workflow_dispatch".into(),
+        status: "queued".into(),
+        conclusion: None,
+        created_at: format_rfc3339_utc(now),
+        head_sha: head,
+        head_branch: reference.to_string(),
+        labels: vec!["ubuntu-latest".into()],
+        runner_name: None,
+        ..WorkflowRun::default()
+    });
+    let repository = repo.full_name.clone();
+    state.workflow_dispatches.push(WorkflowDispatch {
+        repository,
+        workflow: file,
+        reference: reference.to_string(),
+        inputs: body.get("inputs").cloned().unwrap_or(json!({})),
+        run_id,
+    });
+    Response::empty(204)
+}
+
+/// "List self-hosted runners": labels as objects, as GitHub lists them.
+fn runners_json(runners: &[&SelfHostedRunner]) -> Response {
+    let list: Vec<Value> = runners
+        .iter()
+        .map(|r| {
+            let labels: Vec<Value> = r
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let kind = if matches!(name.as_str(), "self-hosted" | "linux" | "x64" | "windows" | "macos" | "arm64") { "read-only" } else { "custom" };
+                    json!({ "id": i + 1, "name": name, "type": kind })
+                })
+                .collect();
+            json!({ "id": r.id, "name": r.name, "os": r.os, "status": r.status, "busy": r.busy, "labels": labels })
+        })
+        .collect();
+    Response::json(200, json!({ "total_count": list.len(), "runners": list }))
 }
 
 fn find_delivery(state: &State, org: &str, hook: &str, id: &str) -> Option<Delivery> {
@@ -967,7 +1149,16 @@ fn repo_route(
             Some(run) => Response::json(200, run_json(repo, run)),
             None => not_found(),
         },
+        // The run's jobs as the test gave them; a run given none has one job carrying the run's
+        // `runs-on` labels and the runner that took it (what the watchdog reads).
         ("GET", ["actions", "runs", id, "jobs"]) => match find_run(repo, id) {
+            Some(run) if run.jobs.is_empty() => Response::json(
+                200,
+                json!({ "total_count": 1, "jobs": [{ "id": run.id * 10, "run_id": run.id, "name": run.workflow,
+                    "status": run.status, "conclusion": run.conclusion, "labels": run.labels,
+                    "runner_id": run.runner_name.as_ref().map(|_| 1), "runner_name": run.runner_name,
+                    "created_at": run.created_at }] }),
+            ),
             Some(run) => {
                 let jobs: Vec<Value> = run.jobs.iter().map(|j| job_json(repo, run, j)).collect();
                 Response::json(200, json!({ "total_count": jobs.len(), "jobs": jobs }))
@@ -1002,6 +1193,48 @@ fn repo_route(
                         format!("/_fake/artifact-downloads/{}/{}", repo.full_name, a.id),
                     ));
                     redirect
+                }
+                None => not_found(),
+            }
+        }
+        // "Cancel a workflow run": 202; a completed run cannot be cancelled (409).
+        ("POST", ["actions", "runs", id, "cancel"]) => {
+            match repo
+                .workflow_runs
+                .iter_mut()
+                .find(|r| r.id.to_string() == *id)
+            {
+                Some(run) if run.status == "completed" => {
+                    Response::error(409, "Cannot cancel a workflow run that is completed.")
+                }
+                Some(run) => {
+                    run.status = "completed".into();
+                    run.conclusion = Some("cancelled".into());
+                    Response::json(202, json!({}))
+                }
+                None => not_found(),
+            }
+        }
+        ("GET", ["actions", "workflows"]) => {
+            let list: Vec<Value> = repo
+                .workflows
+                .iter()
+                .map(|w| json!({ "id": w.id, "node_id": format!("W_{}", w.id), "name": w.name, "path": w.path,
+                    "state": w.state, "url": "", "html_url": format!("https://github.com/{}/blob/HEAD/{}", repo.full_name, w.path),
+                    "badge_url": "" }))
+                .collect();
+            Response::json(200, json!({ "total_count": list.len(), "workflows": list }))
+        }
+        // "Enable a workflow" (and "Disable a workflow"): 204.
+        ("PUT", ["actions", "workflows", workflow, verb @ ("enable" | "disable")]) => {
+            match repo.workflows.iter_mut().find(|w| w.is(workflow)) {
+                Some(found) => {
+                    found.state = if *verb == "enable" {
+                        "active".into()
+                    } else {
+                        "disabled_manually".into()
+                    };
+                    Response::empty(204)
                 }
                 None => not_found(),
             }
@@ -1122,10 +1355,21 @@ fn workflow_runs(repo: &Repo, workflow: Option<&str>, query: &str) -> Response {
         Some(Some(range)) => Some(range),
         None => None,
     };
+    let status = query_param(query, "status");
+    let head_sha = query_param(query, "head_sha");
+    let event = query_param(query, "event");
     let mut runs: Vec<&crate::state::WorkflowRun> = repo
         .workflow_runs
         .iter()
         .filter(|r| workflow.is_none_or(|w| r.workflow == w))
+        // `status` takes a status or a conclusion; `head_sha` and `event` match exactly.
+        .filter(|r| {
+            status
+                .as_deref()
+                .is_none_or(|s| r.status == s || r.conclusion.as_deref() == Some(s))
+        })
+        .filter(|r| head_sha.as_deref().is_none_or(|s| r.head_sha == s))
+        .filter(|r| event.as_deref().is_none_or(|e| r.event == e))
         .filter(|r| match range {
             Some((from, to)) => upm_github::deliveries::parse_rfc3339_utc(&r.created_at)
                 .is_some_and(|t| t >= from && t <= to),
@@ -1178,7 +1422,8 @@ fn run_json(repo: &Repo, r: &crate::state::WorkflowRun) -> Value {
         "status": r.status, "conclusion": r.conclusion, "created_at": r.created_at,
         "updated_at": r.updated_at.clone().unwrap_or_else(|| r.created_at.clone()),
         "run_started_at": r.run_started_at.clone().unwrap_or_else(|| r.created_at.clone()),
-        "run_attempt": r.run_attempt.unwrap_or(1), "head_sha": r.head_sha,
+        "run_attempt": r.run_attempt.unwrap_or(1), "head_sha": r.head_sha, "head_branch": r.head_branch,
+        "head_repository": { "full_name": repo.full_name },
         "path": format!(".github/workflows/{}", r.workflow),
         "html_url": format!("https://github.com/{}/actions/runs/{}", repo.full_name, r.id),
         "jobs_url": format!("{base}/jobs"), "artifacts_url": format!("{base}/artifacts"),

@@ -28,6 +28,13 @@ pub struct State {
     pub redeliveries: Vec<RedeliveryRequest>,
     /// Recorded: every request, in order.
     pub requests: Vec<RecordedRequest>,
+    /// Self-hosted runners, of an organization or of one repository.
+    pub runners: Vec<SelfHostedRunner>,
+    /// Recorded: every `POST …/actions/workflows/{workflow}/dispatches` accepted.
+    pub workflow_dispatches: Vec<WorkflowDispatch>,
+    /// Seconds added to the real clock: a test moves GitHub's "now" (run creation times, token
+    /// lifetimes) forward without waiting.
+    pub clock_offset_secs: i64,
     /// Counter for ids (repositories, pulls, deliveries, runs).
     pub next_id: u64,
 }
@@ -74,6 +81,54 @@ pub struct Repo {
     pub blobs: BTreeMap<String, String>,
     pub pulls: Vec<Pull>,
     pub workflow_runs: Vec<WorkflowRun>,
+    /// The repository's workflows (`GET …/actions/workflows`), with GitHub's `state`.
+    pub workflows: Vec<Workflow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Workflow {
+    pub id: u64,
+    pub name: String,
+    /// `.github/workflows/<file>`.
+    pub path: String,
+    /// `active`, `disabled_inactivity`, `disabled_manually`, …
+    pub state: String,
+}
+
+impl Workflow {
+    /// GitHub takes a workflow's id or its file name wherever it takes a `workflow_id`.
+    pub fn is(&self, id_or_file: &str) -> bool {
+        self.id.to_string() == id_or_file || self.path.rsplit('/').next() == Some(id_or_file)
+    }
+}
+
+/// A self-hosted runner as GitHub lists it; `org` or `repo` says where it is registered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SelfHostedRunner {
+    pub id: u64,
+    pub name: String,
+    pub os: String,
+    /// `online` or `offline`.
+    pub status: String,
+    pub busy: bool,
+    pub labels: Vec<String>,
+    pub org: Option<String>,
+    pub repo: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WorkflowDispatch {
+    pub repository: String,
+    /// The workflow's file name.
+    pub workflow: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub inputs: serde_json::Value,
+    /// The run GitHub created for it.
+    pub run_id: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -126,6 +181,11 @@ pub struct WorkflowRun {
     pub run_attempt: Option<u64>,
     /// The commit the run's workflow file was read from (the central repository's, for a dispatch).
     pub head_sha: String,
+    pub head_branch: String,
+    /// The one job's `runs-on` labels (its `labels` in "List jobs for a workflow run").
+    pub labels: Vec<String>,
+    /// The runner that took the job, once one did.
+    pub runner_name: Option<String>,
     pub jobs: Vec<Job>,
     pub artifacts: Vec<Artifact>,
 }
