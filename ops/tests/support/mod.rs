@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,13 +31,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn http() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .new_agent()
-}
+pub use upm_test_verdaccio::http;
 
 pub fn sha1_hex(bytes: &[u8]) -> String {
     use sha1::Digest;
@@ -70,24 +64,15 @@ pub fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
 /// A Verdaccio for one test. It runs under a bash guard whose stdin is a pipe from this process: when
 /// the pipe closes (Drop, or this process ending for any reason) the guard stops Verdaccio; `timeout`
 /// bounds its life in any case.
-pub struct Verdaccio {
-    pub url: String,
-    pub token: String,
-    guard: Option<(Child, ChildStdin)>,
-    dir: tempfile::TempDir,
-}
+/// The shared harness's Verdaccio (crates/test-verdaccio), with what these tests publish to it.
+pub struct Verdaccio(upm_test_verdaccio::Verdaccio);
 
-const GUARD: &str = r#"
-node="$1"; verdaccio="$2"; config="$3"; listen="$4"; log="$5"
-timeout 600 "$node" "$verdaccio" --config "$config" --listen "$listen" >"$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT
-while kill -0 "$pid" 2>/dev/null; do
-  read -r -t 1 _
-  # > 128: the 1 s read timed out, keep watching; otherwise a line or end of input: stop.
-  [ $? -gt 128 ] || break
-done
-"#;
+impl std::ops::Deref for Verdaccio {
+    type Target = upm_test_verdaccio::Verdaccio;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// One package version to publish: its manifest (the tarball's package.json), and what to change in
 /// the registry's copy of the version metadata (`edit`) or in the claimed shasum.
@@ -106,80 +91,7 @@ impl Verdaccio {
     }
 
     pub fn start() -> Verdaccio {
-        let root = repo_root();
-        let node = root.join("node_modules/.bin/node");
-        let bin = root.join("node_modules/verdaccio/bin/verdaccio");
-        assert!(
-            node.exists() && bin.exists(),
-            "Verdaccio or Node missing under node_modules (scripts/setup.sh): the ops tests run against a real Verdaccio"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let config = dir.path().join("config.yaml");
-        // Offline: no uplinks, no audit middleware (it proxies to the public registry), no web UI.
-        std::fs::write(
-            &config,
-            format!(
-                "storage: {storage}\n\
-                 auth:\n  htpasswd:\n    file: {htpasswd}\n    max_users: 1000\n\
-                 uplinks: {{}}\n\
-                 packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n\
-                 \x20 '**':\n    access: $all\n    publish: $authenticated\n\
-                 middlewares:\n  audit:\n    enabled: false\n\
-                 web:\n  enable: false\n\
-                 log: {{ type: stdout, format: pretty, level: warn }}\n\
-                 security:\n  api:\n    jwt:\n      sign:\n        expiresIn: 1d\n",
-                storage = dir.path().join("storage").display(),
-                htpasswd = dir.path().join("htpasswd").display(),
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("verdaccio.log");
-        let mut child = Command::new("bash")
-            .args(["-c", GUARD, "verdaccio-guard"])
-            .arg(&node)
-            .arg(&bin)
-            .arg(&config)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("bash");
-        let stdin = child.stdin.take().unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = http()
-                .get(&format!("{url}/-/ping"))
-                .call()
-                .map(|r| r.status().as_u16() == 200)
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("Verdaccio did not start on {url}:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let body = json!({ "name": "publisher", "password": "test-password-1" }).to_string();
-        let mut response = http()
-            .put(&format!("{url}/-/user/org.couchdb.user:publisher"))
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes())
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 201, "creating the user");
-        let value: Value =
-            serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap();
-        Verdaccio {
-            url,
-            token: value["token"].as_str().unwrap().to_string(),
-            guard: Some((child, stdin)),
-            dir,
-        }
+        Verdaccio(upm_test_verdaccio::Verdaccio::start(&repo_root()))
     }
 
     /// Publishes `name`@`version` as npm does (`PUT /<name>`, the tarball attached, the version becoming
@@ -235,9 +147,7 @@ impl Verdaccio {
     /// rewrite does): the registry then serves bytes that do not match the shasum it recorded.
     pub fn corrupt_stored_tarball(&self, name: &str, version: &str) {
         let path = self
-            .dir
-            .path()
-            .join("storage")
+            .storage()
             .join(name)
             .join(format!("{name}-{version}.tgz"));
         let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -261,21 +171,6 @@ impl Verdaccio {
             version,
             edit: &|_| {},
         })
-    }
-}
-
-impl Drop for Verdaccio {
-    fn drop(&mut self) {
-        if let Some((mut child, stdin)) = self.guard.take() {
-            drop(stdin);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = &self.dir;
     }
 }
 
