@@ -39,9 +39,15 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
     let github = &context.github;
     // The last 3 days of deliveries, when the hook is known: the last outcome per repository.
     let deliveries: Vec<HookDelivery> = match context.hook() {
-        Ok((org, hook)) => github
-            .hook_deliveries(org, hook, now_unix() - REDELIVERY_WINDOW_SECS, 5_000)
-            .unwrap_or_default(),
+        Ok((org, hook)) => {
+            match github.hook_deliveries(org, hook, now_unix() - REDELIVERY_WINDOW_SECS, 5_000) {
+                Ok(deliveries) => deliveries,
+                Err(e) => {
+                    offline(context, &e)?;
+                    Vec::new()
+                }
+            }
+        }
         Err(_) => Vec::new(),
     };
     let npm = registry_url.map(|u| u.trim_end_matches('/').to_string());
@@ -68,6 +74,8 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
         let repo = match github.repository(&entry.repository) {
             Ok(repo) => repo,
             Err(e) => {
+                // No answer at all is not this repository's problem: say it once and stop.
+                offline(context, &e)?;
                 let mut row = base(entry.branch.as_deref().unwrap_or("?"));
                 row.package = format!("error: {e}");
                 rows.push(row);
@@ -179,6 +187,17 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
         out
     });
     Ok(0)
+}
+
+/// `Err` (the command's one message) when GitHub gave no answer at all.
+fn offline(context: &Context, error: &upm_github::Error) -> Result<(), String> {
+    match error {
+        upm_github::Error::Transport { detail, .. } => Err(crate::doctor::unreachable_message(
+            context.github.api(),
+            detail,
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The UPM packages (`name`, `version`) on a branch: every package.json with a UPM shape (`unity` or

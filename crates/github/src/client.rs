@@ -654,7 +654,9 @@ impl GitHub {
             ureq::Error::Timeout(_) => "timed out".to_string(),
             ureq::Error::HostNotFound => "host not found".to_string(),
             ureq::Error::ConnectionFailed => "connection failed".to_string(),
-            ureq::Error::Io(e) => format!("i/o error: {}", e.kind()),
+            // The OS's words ("Connection refused (os error 111)"), not only the kind, which is
+            // "uncategorized error" for most DNS and socket failures.
+            ureq::Error::Io(e) => format!("i/o error: {e}"),
             _ => "request failed".to_string(),
         })?;
         let header = |name: &str| {
