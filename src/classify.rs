@@ -58,8 +58,17 @@ pub struct PushCommit {
 /// file (`REGISTRY_PATH` must end in `.json`, `config`). A 1 MB push lists tens of thousands of paths;
 /// reading each into its own `String` was most of the worker's parse time, so the others are looked
 /// at in place and dropped.
+/// The second field counts every path GitHub listed, kept or not: a list at GitHub's cap may have lost
+/// a `package.json` (src/filter.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JsonPaths(pub Vec<String>);
+pub struct JsonPaths(pub Vec<String>, pub usize);
+
+impl JsonPaths {
+    /// How many paths GitHub listed (every one, not only the `.json` ones kept).
+    pub fn listed(&self) -> usize {
+        self.1
+    }
+}
 
 impl std::ops::Deref for JsonPaths {
     type Target = Vec<String>;
@@ -70,7 +79,8 @@ impl std::ops::Deref for JsonPaths {
 
 impl From<Vec<String>> for JsonPaths {
     fn from(paths: Vec<String>) -> JsonPaths {
-        JsonPaths(paths)
+        let listed = paths.len();
+        JsonPaths(paths, listed)
     }
 }
 
@@ -103,10 +113,12 @@ impl<'de> Deserialize<'de> for JsonPaths {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonPaths, A::Error> {
                 let mut kept = Vec::new();
+                let mut listed = 0;
                 while let Some(KeptPath(path)) = seq.next_element()? {
+                    listed += 1;
                     kept.extend(path);
                 }
-                Ok(JsonPaths(kept))
+                Ok(JsonPaths(kept, listed))
             }
         }
         deserializer.deserialize_seq(ListVisitor)

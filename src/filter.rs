@@ -14,6 +14,11 @@ use crate::respond::Stop;
 /// package.json we cannot see (GitHub's push event documentation).
 pub const GITHUB_COMMIT_LIST_CAP: usize = 2048;
 
+/// GitHub lists at most this many changed files per commit in a push payload (push event schema,
+/// `commits[].added`: "A maximum of 3000 changed files will be reported per commit."). A commit listing
+/// that many may have changed a package.json that fell off its lists.
+pub const GITHUB_FILE_LIST_CAP: usize = 3000;
+
 const MAX_BRANCH_BYTES: usize = 255;
 
 /// Directories whose package.json files are never UPM packages of the repository (Unity's generated
@@ -182,6 +187,12 @@ fn skip_marker(message: &str) -> Option<&'static str> {
 /// is found through a map, not by scanning the list (a hostile push may list 100,000 of them).
 pub fn changed_packages(push: &PushEvent) -> ChangedPackages {
     if push.commits.len() >= GITHUB_COMMIT_LIST_CAP {
+        return ChangedPackages::Unknown;
+    }
+    let at_file_cap = |c: &crate::classify::PushCommit| {
+        c.added.listed() + c.modified.listed() + c.removed.listed() >= GITHUB_FILE_LIST_CAP
+    };
+    if push.commits.iter().any(at_file_cap) {
         return ChangedPackages::Unknown;
     }
     // First-seen order; a removed directory leaves a hole rather than shifting the rest.
@@ -358,6 +369,36 @@ mod tests {
     }
 
     #[test]
+    fn a_commit_at_githubs_file_list_cap_scans_everything() {
+        // Parsed as the worker parses it: only `.json` paths are kept, but every listed path counts.
+        let listing = |n: usize| {
+            let files: Vec<String> = (0..n).map(|i| format!("\"Assets/f{i}.cs\"")).collect();
+            format!(
+                r#"{{"added": [{}], "modified": [], "removed": []}}"#,
+                files.join(",")
+            )
+        };
+        let mut push = push_touching(&[]);
+        push.commits = vec![serde_json::from_str(&listing(GITHUB_FILE_LIST_CAP)).unwrap()];
+        assert_eq!(push.commits[0].added.len(), 0, "no path kept");
+        assert_eq!(changed_packages(&push), ChangedPackages::Unknown);
+        assert!(candidate(&push, &LoopGuard::default()).is_ok());
+        // Spread over the three lists, it is the same cap.
+        let third = GITHUB_FILE_LIST_CAP / 3;
+        let spread: Vec<String> = (0..third).map(|i| format!("f{i}.cs")).collect();
+        push.commits = vec![commit(
+            &spread.iter().map(String::as_str).collect::<Vec<_>>(),
+            &spread.iter().map(String::as_str).collect::<Vec<_>>(),
+            &spread.iter().map(String::as_str).collect::<Vec<_>>(),
+        )];
+        assert_eq!(changed_packages(&push), ChangedPackages::Unknown);
+        // One file fewer is a complete listing: nothing to publish.
+        push.commits = vec![serde_json::from_str(&listing(GITHUB_FILE_LIST_CAP - 1)).unwrap()];
+        assert_eq!(changed_packages(&push), paths(&[]));
+        assert!(candidate(&push, &LoopGuard::default()).is_err());
+    }
+
+    #[test]
     fn deleted_branch_is_ignored() {
         let mut push = push_touching(&["package.json"]);
         push.deleted = true;
@@ -481,7 +522,12 @@ mod tests {
             .map(|i| format!("Packages/p{i}/package.json"))
             .collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
-        push.commits = vec![commit(&refs, &refs, &refs[..50_000])];
+        // Commits under GitHub's 3,000-file listing cap (a commit at the cap means "scan everything").
+        push.commits = refs
+            .chunks(1000)
+            .map(|chunk| commit(chunk, chunk, &[]))
+            .chain(refs[..50_000].chunks(1000).map(|chunk| commit(&[], &[], chunk)))
+            .collect();
         let ChangedPackages::Paths(dirs) = changed_packages(&push) else {
             panic!("paths")
         };
