@@ -526,7 +526,11 @@ mod tests {
         push.commits = refs
             .chunks(1000)
             .map(|chunk| commit(chunk, chunk, &[]))
-            .chain(refs[..50_000].chunks(1000).map(|chunk| commit(&[], &[], chunk)))
+            .chain(
+                refs[..50_000]
+                    .chunks(1000)
+                    .map(|chunk| commit(&[], &[], chunk)),
+            )
             .collect();
         let ChangedPackages::Paths(dirs) = changed_packages(&push) else {
             panic!("paths")
