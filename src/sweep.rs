@@ -192,18 +192,20 @@ pub fn answer_retryable(detail_body: &str) -> Option<bool> {
 pub enum RedeliveryAnswer {
     /// 202 (or any 2xx): GitHub will redeliver.
     Accepted,
-    /// A 4xx other than 429 (e.g. 422 once the delivery left the window): asking again cannot help.
+    /// A 4xx asking again cannot help (404: the delivery is gone).
     Refused(String),
-    /// 5xx, 429 or a network error: the next run asks again.
+    /// 5xx, 429, 422 ("the endpoint has been spammed") or a network error: the next run asks again.
     Failed(String),
 }
 
+/// The rule shared with `upm deliveries` (`upm_github::deliveries::redelivery_outcome`).
 pub fn redelivery_answer(status: u16, message: &str) -> RedeliveryAnswer {
-    match status {
-        200..=299 => RedeliveryAnswer::Accepted,
-        429 => RedeliveryAnswer::Failed(format!("GitHub answered 429: {message}")),
-        400..=499 => RedeliveryAnswer::Refused(format!("GitHub answered {status}: {message}")),
-        _ => RedeliveryAnswer::Failed(format!("GitHub answered {status}: {message}")),
+    use upm_github::deliveries::{redelivery_outcome, RedeliveryOutcome};
+    let why = format!("GitHub answered {status}: {message}");
+    match redelivery_outcome(status) {
+        RedeliveryOutcome::Accepted => RedeliveryAnswer::Accepted,
+        RedeliveryOutcome::Refused => RedeliveryAnswer::Refused(why),
+        RedeliveryOutcome::Retry => RedeliveryAnswer::Failed(why),
     }
 }
 
@@ -479,8 +481,9 @@ mod tests {
     #[test]
     fn github_refusing_a_redelivery_is_final_but_its_outages_are_not() {
         assert_eq!(redelivery_answer(202, ""), RedeliveryAnswer::Accepted);
+        // 422 is also "the endpoint has been spammed": it passes, so the next run asks again.
         assert!(
-            matches!(redelivery_answer(422, "too old"), RedeliveryAnswer::Refused(m) if m.contains("422: too old"))
+            matches!(redelivery_answer(422, "spammed"), RedeliveryAnswer::Failed(m) if m.contains("422: spammed"))
         );
         assert!(matches!(
             redelivery_answer(404, "x"),

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use upm_github::client::now_unix;
 use upm_github::deliveries::{
-    format_rfc3339_utc, plan_redeliveries, RedeliveryPlan, RedeliveryPolicy, REDELIVERY_WINDOW_SECS,
+    format_rfc3339_utc, plan_redeliveries, redelivery_outcome, RedeliveryOutcome, RedeliveryPlan,
+    RedeliveryPolicy, REDELIVERY_WINDOW_SECS,
 };
 
 use crate::delivery_stats::{self, DeliveryStats};
@@ -41,6 +42,8 @@ struct Redeliveries {
     plan: RedeliveryPlan,
     /// Delivery ids GitHub accepted the redelivery of.
     redelivered: Vec<u64>,
+    /// Asked, but GitHub said "later" (422 spammed, 429, 5xx, no answer): the next run asks again.
+    deferred: Vec<String>,
     errors: Vec<String>,
 }
 
@@ -127,12 +130,25 @@ pub fn run(
         let dispatched = |guid: &str| runs.iter().any(|r| r.display_title.contains(guid));
         let plan = plan_redeliveries(&deliveries, now, &RedeliveryPolicy::default(), dispatched);
         let mut redelivered = Vec::new();
+        let mut deferred = Vec::new();
         let mut errors = Vec::new();
         if apply {
             for item in &plan.redeliver {
                 match context.github.redeliver(org, hook_id, item.delivery_id) {
                     Ok(()) => redelivered.push(item.delivery_id),
-                    Err(e) => errors.push(format!("{} ({}): {e}", item.delivery_id, item.guid)),
+                    Err(e) => {
+                        let line = format!("{} ({}): {e}", item.delivery_id, item.guid);
+                        let status = match &e {
+                            upm_github::Error::Status { status, .. } => *status,
+                            upm_github::Error::RateLimited { .. } => 429,
+                            upm_github::Error::Transport { .. } => 0,
+                            _ => 400,
+                        };
+                        match redelivery_outcome(status) {
+                            RedeliveryOutcome::Refused => errors.push(line),
+                            _ => deferred.push(line),
+                        }
+                    }
                 }
             }
         }
@@ -143,6 +159,7 @@ pub fn run(
             applied: apply,
             plan,
             redelivered,
+            deferred,
             errors,
         })
     } else {
@@ -244,10 +261,13 @@ fn render(report: &Report, names: &HashMap<u64, String>) -> String {
             .redeliver
             .iter()
             .map(|d| {
+                let prefix = format!("{} (", d.delivery_id);
                 let done = if !r.applied {
                     "planned"
                 } else if r.redelivered.contains(&d.delivery_id) {
                     "asked"
+                } else if r.deferred.iter().any(|e| e.starts_with(&prefix)) {
+                    "deferred"
                 } else {
                     "error"
                 };
@@ -274,6 +294,9 @@ fn render(report: &Report, names: &HashMap<u64, String>) -> String {
                 &["GUID", "DELIVERY", "REPOSITORY", "HISTORY", "ACTION"],
                 &rows,
             ));
+        }
+        for e in &r.deferred {
+            out.push_str(&format!("deferred, the next run asks again: {e}\n"));
         }
         for e in &r.errors {
             out.push_str(&format!("error: {e}\n"));

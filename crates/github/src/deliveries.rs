@@ -230,6 +230,30 @@ pub fn plan_redeliveries(
     plan
 }
 
+/// What GitHub's answer to `POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedeliveryOutcome {
+    /// 202 (any 2xx): GitHub will redeliver (the new attempt is listed a little later).
+    Accepted,
+    /// Asking again cannot help (404: the delivery or hook is gone; 400, 401, 403: the request or the
+    /// credentials are wrong).
+    Refused,
+    /// Ask again on a later run: 5xx, 429, no answer (0), and 422. GitHub documents 422 for this
+    /// endpoint as "Validation failed, or the endpoint has been spammed" ("Redeliver a delivery for an
+    /// organization webhook"): a burst of redeliveries meets it, and it passes. The deliveries this
+    /// rule picks are inside the window and under the attempt bound, so a retry is bounded too.
+    Retry,
+}
+
+pub fn redelivery_outcome(status: u16) -> RedeliveryOutcome {
+    match status {
+        200..=299 => RedeliveryOutcome::Accepted,
+        0 | 422 | 429 | 500..=599 => RedeliveryOutcome::Retry,
+        _ => RedeliveryOutcome::Refused,
+    }
+}
+
 /// Every attempt of each guid, oldest first (by time, then id: ids grow with time at GitHub).
 pub fn group_by_guid(deliveries: &[HookDelivery]) -> BTreeMap<&str, Vec<&HookDelivery>> {
     let mut groups: BTreeMap<&str, Vec<&HookDelivery>> = BTreeMap::new();
@@ -522,6 +546,22 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    #[test]
+    fn a_spammed_redelivery_is_asked_again_later() {
+        assert_eq!(redelivery_outcome(202), RedeliveryOutcome::Accepted);
+        assert_eq!(redelivery_outcome(422), RedeliveryOutcome::Retry);
+        for code in [0, 429, 500, 502, 503] {
+            assert_eq!(redelivery_outcome(code), RedeliveryOutcome::Retry, "{code}");
+        }
+        for code in [400, 401, 403, 404] {
+            assert_eq!(
+                redelivery_outcome(code),
+                RedeliveryOutcome::Refused,
+                "{code}"
+            );
+        }
     }
 
     #[test]
