@@ -483,7 +483,12 @@ impl GitHub {
         )
     }
 
-    /// Runs of one workflow file created at or after `since` (`YYYY-MM-DDTHH:MM:SSZ`), newest first.
+    /// Runs of one workflow file created at or after `since` (`YYYY-MM-DDTHH:MM:SSZ`), newest first, at
+    /// most `limit`.
+    ///
+    /// GitHub ("List workflow runs for a workflow"): "This endpoint will return up to 1,000 results for
+    /// each search when using the following parameters: … `created` …". A window holding 1,000 runs or
+    /// more is halved until each half fits, so no run inside it is silently cut.
     pub fn workflow_runs(
         &self,
         full_name: &str,
@@ -491,13 +496,57 @@ impl GitHub {
         since: &str,
         limit: usize,
     ) -> Result<Vec<WorkflowRun>> {
-        let path = format!(
-            "/repos/{}/actions/workflows/{}/runs?per_page=100&created=%3E%3D{}",
-            repo_path(full_name),
-            segment(workflow_file),
-            segment(since)
-        );
-        self.get_all(&path, Some("workflow_runs"), limit)
+        let from = crate::deliveries::parse_rfc3339_utc(since).ok_or_else(|| Error::Decode {
+            method: "GET".into(),
+            path: "workflow runs".into(),
+            detail: format!("since {since:?} is not a date-time"),
+        })?;
+        // A day ahead: runs created while we page, and clock skew, stay inside the window.
+        let to = crate::client::now_unix() + 86_400;
+        let mut all = Vec::new();
+        self.runs_between(full_name, workflow_file, from, to, limit, &mut all)?;
+        Ok(all)
+    }
+
+    fn runs_between(
+        &self,
+        full_name: &str,
+        workflow_file: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+        all: &mut Vec<WorkflowRun>,
+    ) -> Result<()> {
+        const SEARCH_CAP: u64 = 1000;
+        if all.len() >= limit || from > to {
+            return Ok(());
+        }
+        let path = |per_page: u32| {
+            format!(
+                "/repos/{}/actions/workflows/{}/runs?per_page={per_page}&created={}",
+                repo_path(full_name),
+                segment(workflow_file),
+                segment(&format!(
+                    "{}..{}",
+                    crate::deliveries::format_rfc3339_utc(from),
+                    crate::deliveries::format_rfc3339_utc(to)
+                ))
+            )
+        };
+        #[derive(Deserialize)]
+        struct Count {
+            total_count: u64,
+        }
+        let count: Count = self.get(&path(1))?;
+        if count.total_count >= SEARCH_CAP && to > from {
+            // Newest half first: the listing is newest first.
+            let mid = from + (to - from) / 2;
+            self.runs_between(full_name, workflow_file, mid + 1, to, limit, all)?;
+            return self.runs_between(full_name, workflow_file, from, mid, limit, all);
+        }
+        let room = limit - all.len();
+        all.extend(self.get_all::<WorkflowRun>(&path(100), Some("workflow_runs"), room)?);
+        Ok(())
     }
 }
 

@@ -739,3 +739,56 @@ fn a_slow_answer_times_out_and_the_read_is_retried() {
     github.repository("Studio/Core").unwrap();
     assert_eq!(github.stats().retries, 1);
 }
+
+#[test]
+fn more_runs_than_githubs_1000_search_results_are_all_read() {
+    let fake = fake();
+    {
+        let mut state = fake.state();
+        let repo = state.repo_mut("Studio/Core").unwrap();
+        // 1,500 runs, one a minute over the last 25 hours; the oldest names the delivery we look for.
+        for id in 1..=1500u64 {
+            repo.workflow_runs.push(WorkflowRun {
+                id,
+                workflow: "handle-publish-request.yml".into(),
+                display_title: format!("Publish Studio/Pkg (delivery d-{id})"),
+                event: "repository_dispatch".into(),
+                status: "completed".into(),
+                conclusion: Some("success".into()),
+                created_at: format_rfc3339_utc(now() - 1501 * 60 + id as i64 * 60),
+                ..WorkflowRun::default()
+            });
+        }
+    }
+    let runs = client(&fake)
+        .workflow_runs(
+            "Studio/Core",
+            "handle-publish-request.yml",
+            &format_rfc3339_utc(now() - 3 * 86_400),
+            5_000,
+        )
+        .unwrap();
+    assert_eq!(runs.len(), 1500, "GitHub pages at most 1,000 of one search");
+    let mut ids: Vec<u64> = runs.iter().map(|r| r.id).collect();
+    assert_eq!(ids[0], 1500, "newest first");
+    assert!(runs.iter().any(|r| r.display_title.contains("d-1)")));
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1500, "no run twice");
+    // The fake holds GitHub's cap: one search pages 1,000 at most.
+    let capped: serde_json::Value = serde_json::from_str(
+        &ureq::get(format!(
+        "{}/repos/Studio/Core/actions/workflows/handle-publish-request.yml/runs?per_page=100&page=11&created=%3E%3D2000-01-01T00:00:00Z",
+        fake.url()
+    ))
+    .header("authorization", format!("Bearer {TOKEN}"))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_to_string()
+    .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(capped["workflow_runs"].as_array().unwrap().len(), 0);
+    assert_eq!(capped["total_count"], 1500);
+}
