@@ -192,9 +192,9 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
 /// `Err` (the command's one message) when GitHub gave no answer at all.
 fn offline(context: &Context, error: &upm_github::Error) -> Result<(), String> {
     match error {
-        upm_github::Error::Transport { detail, .. } => Err(crate::doctor::unreachable_message(
-            context.github.api(),
-            detail,
+        upm_github::Error::Transport { detail, .. } => Err(format!(
+            "GitHub cannot be reached at {} ({detail})",
+            context.github.api()
         )),
         _ => Ok(()),
     }

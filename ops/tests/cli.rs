@@ -1079,3 +1079,54 @@ fn a_github_app_from_the_environment() {
     );
     assert!(!broken.stderr.contains("nope"));
 }
+
+/// A loopback URL where nothing listens: connections are refused at once.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn status_offline_says_once_that_github_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("repositories.json");
+    let many: Vec<String> = (0..25)
+        .map(|i| format!(r#"{{"url": "https://github.com/Studio/Repo{i}", "status": "active"}}"#))
+        .collect();
+    std::fs::write(
+        &registry,
+        format!("{{\"repositories\": [{}]}}\n", many.join(",\n")),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_upm"))
+        .arg("status")
+        .current_dir(dir.path())
+        .env_remove("GITHUB_APP_ID")
+        .env_remove("GITHUB_APP_PRIVATE_KEY")
+        .env("GITHUB_API", closed_port_url())
+        .env("GITHUB_TOKEN", "ghp_offline")
+        .env("GITHUB_ORG", "Studio")
+        .env("HOOK_ID", "42")
+        .env("UPM_REGISTRY_FILE", &registry)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    println!("$ upm status (offline)\n{stdout}{stderr}");
+    assert_eq!(output.status.code(), Some(1), "offline is not a success");
+    let said = format!("{stdout}{stderr}");
+    assert_eq!(
+        said.matches("GitHub cannot be reached").count(),
+        1,
+        "{said}"
+    );
+    assert!(!said.contains("uncategorized"), "{said}");
+    assert!(
+        !stdout.contains("Studio/Repo"),
+        "no table of errors: {stdout}"
+    );
+}

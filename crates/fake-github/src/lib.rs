@@ -12,7 +12,7 @@
 //! | `GET`/`PUT`/`DELETE …/contents/{path}` | a write is a commit; wrong or missing `sha` → 409/422 like GitHub |
 //! | `GET`/`POST …/pulls` | 422 "A pull request already exists" for an open head→base |
 //! | `POST /graphql` `enablePullRequestAutoMerge` | refused when the repo disallows it or `auto_merge_refusal` is set |
-//! | `POST …/dispatches` | recorded (`dispatches`), ≤ 10 payload properties |
+//! | `POST …/dispatches` | recorded (`dispatches`), ≤ 10 payload properties, payload < 64 KB |
 //! | `GET /orgs/{org}/hooks/{id}/deliveries` (cursor pages, newest first), `GET …/{id}`, `POST …/{id}/attempts` | a redelivery is recorded and appended as a new attempt |
 //! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created` (`>=`, `<=`, `A..B`), pages, GitHub's 1,000-result cap |
 //! | `GET …/actions/runs/{id}`, `…/runs/{id}/jobs`, `…/runs/{id}/artifacts`, `GET …/actions/artifacts/{id}/zip` | the zip: a 302 to a token-free download, 410 once expired |

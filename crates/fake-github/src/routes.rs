@@ -613,6 +613,13 @@ fn dispatch(state: &mut State, full: &str, body: &Value) -> Response {
             "Invalid request.\n\nclient_payload has more than 10 properties",
         );
     }
+    // GitHub: "The client_payload … The total size of the JSON payload must be less than 64KB."
+    if payload.to_string().len() >= 64 * 1024 {
+        return Response::error(
+            422,
+            "Invalid request.\n\nclient_payload is too large: it must be less than 64KB",
+        );
+    }
     state.dispatches.push(Dispatch {
         repository,
         event_type: event_type.to_string(),

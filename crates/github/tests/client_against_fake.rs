@@ -321,6 +321,29 @@ fn reads_are_retried_on_5xx_and_writes_are_not() {
     let dispatches = fake.dispatches();
     assert_eq!(dispatches.len(), 1);
     assert_eq!(dispatches[0].client_payload["package_path"], "*");
+
+    // GitHub's limits on a repository_dispatch: at most 10 top-level properties, under 64 KB.
+    let eleven: serde_json::Map<String, serde_json::Value> = (0..11)
+        .map(|i| (format!("k{i}"), serde_json::json!("v")))
+        .collect();
+    let err = github
+        .dispatch(
+            "Studio/Core",
+            "package_publish",
+            &serde_json::Value::Object(eleven),
+        )
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422));
+    let big = serde_json::json!({ "commit_message": "x".repeat(64 * 1024) });
+    let err = github
+        .dispatch("Studio/Core", "package_publish", &big)
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
+    let fits = serde_json::json!({ "commit_message": "x".repeat(60 * 1024) });
+    github
+        .dispatch("Studio/Core", "package_publish", &fits)
+        .unwrap();
+    assert_eq!(fake.dispatches().len(), 2);
 }
 
 #[test]
