@@ -684,6 +684,7 @@ pub fn run(
     target: Option<&str>,
     registry_url: Option<&str>,
     last: usize,
+    as_of: Option<i64>,
 ) -> Result<u8, String> {
     let repository = match crate::parse_repo(repository) {
         Ok(r) => r,
@@ -721,7 +722,7 @@ pub fn run(
         context,
         branch,
         registry: Registry::new(registry_url),
-        now: now_unix(),
+        now: as_of.unwrap_or_else(now_unix),
         deliveries: None,
         deliveries_from: i64::MAX,
         details: HashMap::new(),

@@ -96,6 +96,9 @@ struct SloArgs {
     /// Window: e.g. 7d, 24h.
     #[arg(long, default_value = "7d")]
     since: String,
+    /// Judge as of this time (RFC 3339, e.g. 2026-12-01T00:00:00Z) instead of now.
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: Option<i64>,
     /// The npm-compatible registry the packages publish to.
     #[arg(long, env = "UPM_REGISTRY")]
     registry: Option<String>,
@@ -140,6 +143,9 @@ struct TraceArgs {
     /// Without a target: how many recent pushes to trace.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=50))]
     last: u16,
+    /// Trace as of this time (RFC 3339) instead of now: what the on-call engineer saw then.
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -317,6 +323,7 @@ fn main() -> ExitCode {
                     published_secs: args.target_published,
                     missing_after_secs: args.missing_after_minutes * 60,
                 },
+                as_of: args.as_of,
             },
         ),
         Command::Trace(args) => cmd_trace::run(
@@ -325,6 +332,7 @@ fn main() -> ExitCode {
             args.target.as_deref(),
             args.registry.as_deref(),
             usize::from(args.last),
+            args.as_of,
         ),
         Command::Probe(args) => upm_ops::cmd_probe::run(&context, &args),
         Command::Migrate(command) => match command {
@@ -358,4 +366,9 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn parse_as_of(text: &str) -> Result<i64, String> {
+    upm_github::deliveries::parse_rfc3339_utc(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 UTC time like 2026-12-01T00:00:00Z"))
 }

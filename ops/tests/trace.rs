@@ -557,8 +557,27 @@ fn requests_per_trace_with_and_without_the_etag_cache() {
     let (_, cold) = world.trace_json(&sha);
     let sent = world.fake.requests().len() - before;
     assert_eq!(cold["github_requests"].as_u64().unwrap() as usize, sent);
-    world.upm(&["trace", REPO, &sha, "--etag-cache", cache]);
-    let warm = world.upm(&["trace", REPO, &sha, "--etag-cache", cache, "--json"]);
+    // As of one instant, so both traces make the same requests whatever second they start in.
+    let as_of = upm_github::deliveries::format_rfc3339_utc(now());
+    world.upm(&[
+        "trace",
+        REPO,
+        &sha,
+        "--etag-cache",
+        cache,
+        "--as-of",
+        &as_of,
+    ]);
+    let warm = world.upm(&[
+        "trace",
+        REPO,
+        &sha,
+        "--etag-cache",
+        cache,
+        "--json",
+        "--as-of",
+        &as_of,
+    ]);
     let warm: Value = serde_json::from_str(&warm.stdout).unwrap();
     let requests = warm["github_requests"].as_u64().unwrap();
     let not_modified = warm["github_not_modified"].as_u64().unwrap();
