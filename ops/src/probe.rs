@@ -27,18 +27,8 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// The naming scope Unity users enter for a package: `@scope` of a scoped name, else the first two
-/// labels of the reverse-domain name (`com.studio` for `com.studio.tools.core`); the publisher's rule.
-pub fn scope_of(name: &str) -> &str {
-    if name.starts_with('@') {
-        return name.split('/').next().unwrap_or(name);
-    }
-    let mut dots = name.match_indices('.').map(|(i, _)| i);
-    match (dots.next(), dots.next()) {
-        (Some(_), Some(second)) => &name[..second],
-        _ => name,
-    }
-}
+/// The naming scope of a package (`com.studio` for `com.studio.tools.core`): the publisher's rule.
+pub use upm_unity::search::scope_of;
 
 /// Does a scoped registry entry with `scope` route `name` to the studio registry? Unity matches a scope
 /// as the whole name or a prefix ending at a `.` (or `/` for an npm `@scope`).

@@ -14,18 +14,8 @@ pub fn is_unity_registry(name: &str) -> bool {
     UNITY_REGISTRY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// The naming scope a package belongs to: `@scope` for a scoped name, else the first two labels of the
-/// reverse-domain name (`com.studio` for `com.studio.tools.core`).
-pub fn scope(name: &str) -> &str {
-    if name.starts_with('@') {
-        return name.split('/').next().unwrap_or(name);
-    }
-    let mut dots = name.match_indices('.').map(|(i, _)| i);
-    match (dots.next(), dots.next()) {
-        (Some(_), Some(second)) => &name[..second],
-        _ => name,
-    }
-}
+/// The naming scope a package belongs to (`com.studio` for `com.studio.tools.core`).
+pub use upm_unity::search::scope_of as scope;
 
 /// Must `dependency` of `dependent` exist on our registry (or in this run)? Yes for the studio's own
 /// packages: those sharing the dependent's naming scope, or published by this run. Unity's registry

@@ -37,6 +37,20 @@ pub fn search_url(base: &str, text: &str, page: usize) -> String {
     )
 }
 
+/// The naming scope Unity users enter for a package in a scoped registry, and what the search call
+/// asks for: `@scope` of a scoped name, else the first two labels of the reverse-domain name
+/// (`com.studio` for `com.studio.tools.core`).
+pub fn scope_of(name: &str) -> &str {
+    if name.starts_with('@') {
+        return name.split('/').next().unwrap_or(name);
+    }
+    let mut dots = name.match_indices('.').map(|(i, _)| i);
+    match (dots.next(), dots.next()) {
+        (Some(_), Some(second)) => &name[..second],
+        _ => name,
+    }
+}
+
 /// Unity's fallback listing.
 pub fn all_url(base: &str) -> String {
     format!("{}/-/all", base.trim_end_matches('/'))
@@ -135,6 +149,13 @@ pub fn judge_listing(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes() {
+        assert_eq!(scope_of("com.studio.tools.core"), "com.studio");
+        assert_eq!(scope_of("@studio/tool"), "@studio");
+        assert_eq!(scope_of("ab"), "ab");
+    }
 
     #[test]
     fn urls_are_unitys() {
