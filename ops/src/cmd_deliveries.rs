@@ -45,6 +45,8 @@ struct Redeliveries {
     /// Asked, but GitHub said "later" (422 spammed, 429, 5xx, no answer): the next run asks again.
     deferred: Vec<String>,
     errors: Vec<String>,
+    /// Guids GitHub accepted but had not listed a new attempt of when we stopped waiting.
+    unlisted: Vec<String>,
 }
 
 /// Repository ids → names, from the registry (GitHub's delivery list names repositories by id).
@@ -155,12 +157,20 @@ pub fn run(
         if !errors.is_empty() {
             failed = true;
         }
+        let asked: Vec<(u64, String)> = plan
+            .redeliver
+            .iter()
+            .filter(|item| redelivered.contains(&item.delivery_id))
+            .map(|item| (item.delivery_id, item.guid.clone()))
+            .collect();
+        let unlisted = wait_until_listed(context, org, hook_id, &asked);
         Some(Redeliveries {
             applied: apply,
             plan,
             redelivered,
             deferred,
             errors,
+            unlisted,
         })
     } else {
         None
@@ -175,6 +185,52 @@ pub fn run(
     };
     context.print(&report, || render(&report, &names));
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Pauses between the listings that wait for the new attempts: 1 + 2 + 4 + 8 + 15 = 30 s at most.
+const LISTING_WAITS_MS: [u64; 5] = [1_000, 2_000, 4_000, 8_000, 15_000];
+
+/// Waits (bounded) until GitHub lists a new attempt of every redelivery it accepted, so that running
+/// this command again right away does not redeliver the same delivery twice. Returns the guids still
+/// not listed. Each listing is one page of the newest deliveries.
+fn wait_until_listed(
+    context: &Context,
+    org: &str,
+    hook_id: u64,
+    asked: &[(u64, String)],
+) -> Vec<String> {
+    let mut pending: Vec<String> = asked.iter().map(|(_, guid)| guid.clone()).collect();
+    for pause in LISTING_WAITS_MS {
+        if pending.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+        match context
+            .github
+            .hook_deliveries(org, hook_id, now_unix() - 3_600, 100)
+        {
+            Ok(listing) => {
+                pending = upm_github::deliveries::attempts_not_listed(&listing, asked)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+            }
+            Err(e) => {
+                context.progress(&format!(
+                    "warning: the deliveries could not be listed again ({e})"
+                ));
+                break;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        context.progress(&format!(
+            "GitHub accepted {} redelivery(ies) it has not listed yet ({}): wait a minute before running this again, or they are asked for twice",
+            pending.len(),
+            pending.join(", ")
+        ));
+    }
+    pending
 }
 
 fn render(report: &Report, names: &HashMap<u64, String>) -> String {

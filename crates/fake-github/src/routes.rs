@@ -555,6 +555,10 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
                 delivered_at: format_rfc3339_utc(now),
                 status_code: code,
                 status: Delivery::status_text(code),
+                // GitHub answers 202 and makes the attempt later: the first listing after the
+                // answer does not show it yet (docs, "Redeliver a delivery for an organization
+                // webhook": 202 Accepted).
+                unlisted_for: 1,
                 ..original
             });
             Response::json(202, json!({}))
@@ -734,21 +738,31 @@ fn delivery_json(d: &Delivery, with_request: bool) -> Value {
 }
 
 /// Newest first, cursor-paginated like GitHub (`Link: <…?per_page=N&cursor=…>; rel="next"`).
-fn list_deliveries(state: &State, org: &str, hook: &str, query: &str) -> Response {
+fn list_deliveries(state: &mut State, org: &str, hook: &str, query: &str) -> Response {
+    let page_size_cap = state.page_size_cap;
     let Some(hook_state) = state
         .hooks
-        .iter()
+        .iter_mut()
         .find(|h| h.org.eq_ignore_ascii_case(org) && h.id.to_string() == hook)
     else {
         return not_found();
     };
-    let mut all: Vec<&Delivery> = hook_state.deliveries.iter().collect();
+    let first_page = query_param(query, "cursor").is_none();
+    let mut all: Vec<&Delivery> = Vec::new();
+    let mut pending = Vec::new();
+    for (index, d) in hook_state.deliveries.iter().enumerate() {
+        if d.unlisted_for == 0 {
+            all.push(d);
+        } else if first_page {
+            pending.push(index);
+        }
+    }
     all.sort_by_key(|d| std::cmp::Reverse(d.id));
     let per_page = query_param(query, "per_page")
         .and_then(|p| p.parse().ok())
         .unwrap_or(30usize)
         .clamp(1, 100)
-        .min(state.page_size_cap.unwrap_or(100));
+        .min(page_size_cap.unwrap_or(100));
     let start = match query_param(query, "cursor") {
         Some(cursor) => {
             let Some(id) = cursor
@@ -776,6 +790,9 @@ fn list_deliveries(state: &State, org: &str, hook: &str, query: &str) -> Respons
                 next.id
             ),
         );
+    }
+    for index in pending {
+        hook_state.deliveries[index].unlisted_for -= 1;
     }
     // GitHub's Link URLs are absolute; the server fills in its own origin (see `server`).
     response
@@ -1091,7 +1108,10 @@ fn repo_route(
                 })
                 .map(|p| pull_json(repo, p))
                 .collect();
-            Response::json(200, Value::Array(list))
+            // GitHub pages this listing like every other: 30 by default, at most 100, `Link: next`.
+            let (per_page, page) = page_params(query, None);
+            let path = format!("/repos/{}/pulls", repo.full_name);
+            paged(&path, query, list, per_page, page, Value::Array)
         }
         ("GET", ["pulls", number]) => {
             match repo.pulls.iter().find(|p| p.number.to_string() == *number) {

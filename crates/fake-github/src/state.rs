@@ -256,6 +256,9 @@ pub struct Delivery {
     pub payload: serde_json::Value,
     /// The body our worker answered with, which `…/deliveries/{id}` returns as `response.payload`.
     pub response: Option<String>,
+    /// How many more first-page listings leave this attempt out: a redelivery is answered 202
+    /// before GitHub lists its attempt.
+    pub unlisted_for: u32,
 }
 
 impl Delivery {

@@ -2,31 +2,10 @@
 //! (REST "Workflow runs", "Workflow jobs", "Workflows", "Self-hosted runners").
 
 use serde_json::{json, Value};
-use upm_fake_github::routes::{handle, Request, Response};
+mod common;
+
+use common::call;
 use upm_fake_github::state::{SelfHostedRunner, State, Workflow};
-
-const NOW: i64 = 1_800_000_000;
-
-fn call(state: &mut State, method: &str, path_and_query: &str, body: Value) -> (u16, Value) {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    let request = Request {
-        method: method.into(),
-        path: path.into(),
-        query: query.into(),
-        authorization: None,
-        if_none_match: None,
-        accept: None,
-        body: if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        },
-    };
-    let Response { status, body, .. } = handle(state, &request, NOW);
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
 
 fn world() -> State {
     let mut state = State::default();

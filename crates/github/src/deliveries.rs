@@ -254,6 +254,20 @@ pub fn redelivery_outcome(status: u16) -> RedeliveryOutcome {
     }
 }
 
+/// The redeliveries asked for (`delivery_id` of the attempt redelivered, its guid) that `listing` does
+/// not show a newer attempt of yet. GitHub answers the request 202 before it makes and lists the
+/// attempt, so a second run right after the first would see the old failure and ask again.
+pub fn attempts_not_listed<'a>(
+    listing: &[HookDelivery],
+    asked: &'a [(u64, String)],
+) -> Vec<&'a str> {
+    asked
+        .iter()
+        .filter(|(id, guid)| !listing.iter().any(|d| &d.guid == guid && d.id > *id))
+        .map(|(_, guid)| guid.as_str())
+        .collect()
+}
+
 /// Every attempt of each guid, oldest first (by time, then id: ids grow with time at GitHub).
 pub fn group_by_guid(deliveries: &[HookDelivery]) -> BTreeMap<&str, Vec<&HookDelivery>> {
     let mut groups: BTreeMap<&str, Vec<&HookDelivery>> = BTreeMap::new();
@@ -368,6 +382,18 @@ mod tests {
 
     fn at(secs_ago: i64) -> String {
         format_rfc3339_utc(NOW - secs_ago)
+    }
+
+    #[test]
+    fn an_asked_redelivery_is_pending_until_a_newer_attempt_of_its_guid_is_listed() {
+        let asked = vec![(10, "a".to_string()), (20, "b".to_string())];
+        let before = [attempt(10, "a", 60, 502), attempt(20, "b", 50, 500)];
+        assert_eq!(attempts_not_listed(&before, &asked), ["a", "b"]);
+        // An older attempt of the guid, or a newer one of another guid, does not count.
+        let other = [attempt(5, "b", 90, 500), attempt(30, "c", 1, 200)];
+        assert_eq!(attempts_not_listed(&other, &asked), ["a", "b"]);
+        let after = [attempt(31, "a", 1, 200), attempt(20, "b", 50, 500)];
+        assert_eq!(attempts_not_listed(&after, &asked), ["b"]);
     }
 
     fn attempt(id: u64, guid: &str, secs_ago: i64, code: u16) -> HookDelivery {
