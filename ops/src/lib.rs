@@ -3,6 +3,7 @@
 //! through the shared client (`upm_github`) and prints the report.
 
 pub mod cmd_deliveries;
+pub mod cmd_doctor;
 pub mod cmd_migrate;
 pub mod cmd_probe;
 pub mod cmd_registry;
@@ -11,6 +12,7 @@ pub mod cmd_status;
 pub mod cmd_trace;
 pub mod delivery_stats;
 pub mod discord;
+pub mod doctor;
 pub mod migration;
 pub mod npm;
 pub mod probe;

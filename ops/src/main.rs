@@ -17,7 +17,7 @@ use upm_ops::{cmd_deliveries, cmd_migrate, cmd_registry, cmd_slo, cmd_status, cm
 #[command(
     name = "upm",
     version,
-    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status, trace"
+    about = "Operate UPM Auto Publisher: registry, deliveries, migration, status, trace, doctor"
 )]
 struct Cli {
     #[command(flatten)]
@@ -89,6 +89,20 @@ enum Command {
     /// The success metrics: webhook first-attempt success, push → start and push → published
     /// (p50/p95/max), bumps not published within 30 minutes; overall, per repository, per day.
     Slo(SloArgs),
+    /// The pre-flight: every condition a deployment depends on (worker, webhook, App, workflows,
+    /// schedules, binary, runners, registry, Discord, dispatchers, secrets), one table of ok / warn /
+    /// FAIL with what to do. Read-only. Exit 1 on any FAIL.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// The worker's URL (its `/health` is asked; the webhook must point at it).
+    #[arg(long, env = "WORKER_URL")]
+    worker_url: Option<String>,
+    /// The npm-compatible registry the packages publish to.
+    #[arg(long, env = "UPM_REGISTRY")]
+    registry: Option<String>,
 }
 
 #[derive(Args)]
@@ -334,6 +348,17 @@ fn main() -> ExitCode {
             usize::from(args.last),
             args.as_of,
         ),
+        Command::Doctor(args) => upm_ops::cmd_doctor::run(
+            &context,
+            &upm_ops::cmd_doctor::Options {
+                worker_url: args.worker_url,
+                // Secrets from the environment only, never flags (they would show in `ps`).
+                health_token: secret_env("HEALTH_TOKEN"),
+                registry: args.registry,
+                npm_token: secret_env("NPM_TOKEN"),
+                discord_webhook: secret_env("DISCORD_WEBHOOK_URL"),
+            },
+        ),
         Command::Probe(args) => upm_ops::cmd_probe::run(&context, &args),
         Command::Migrate(command) => match command {
             MigrateCommand::Check {
@@ -366,6 +391,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn secret_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn parse_as_of(text: &str) -> Result<i64, String> {

@@ -1045,6 +1045,8 @@ fn a_github_app_from_the_environment() {
         token_ttl_secs: 3600,
         minted: Vec::new(),
         minted_permissions: Vec::new(),
+        permissions: Default::default(),
+        repositories: None,
     });
     let mut world = World::new(state, REGISTRY);
     world.fake.state().tokens.clear();

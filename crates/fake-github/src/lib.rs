@@ -29,6 +29,7 @@
 //! `Retry-After`, rate-limit headers and delays. Every request is recorded (`requests`).
 
 pub mod routes;
+pub mod settings;
 pub mod state;
 pub mod zip;
 

@@ -38,7 +38,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(status: u16, value: Value) -> Response {
+    pub(crate) fn json(status: u16, value: Value) -> Response {
         Response {
             status,
             headers: vec![(
@@ -50,7 +50,7 @@ impl Response {
         }
     }
 
-    fn empty(status: u16) -> Response {
+    pub(crate) fn empty(status: u16) -> Response {
         Response {
             status,
             headers: Vec::new(),
@@ -59,7 +59,7 @@ impl Response {
         }
     }
 
-    fn error(status: u16, message: &str) -> Response {
+    pub(crate) fn error(status: u16, message: &str) -> Response {
         Response::json(
             status,
             json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string() }),
@@ -72,7 +72,7 @@ impl Response {
     }
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     Response::error(404, "Not Found")
 }
 
@@ -82,7 +82,7 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| decode(&v.replace('+', " ")))
@@ -293,14 +293,25 @@ fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
 fn installation_of(state: &State, segs: &[&str]) -> Response {
     let app = state.app.as_ref().expect("checked by check_jwt");
     let owner = segs[1].to_ascii_lowercase();
-    // GitHub answers 404 for a repository that does not exist, even under an installed owner.
+    // GitHub answers 404 for a repository that does not exist, even under an installed owner, and
+    // for one an installation on "Only select repositories" does not include.
     if let ["repos", owner, name, _] = segs {
-        if state.repo(&format!("{owner}/{name}")).is_none() {
+        let full = format!("{owner}/{name}");
+        if state.repo(&full).is_none() || !app.reaches(&full) {
             return not_found();
         }
     }
+    let selection = if app.repositories.is_some() {
+        "selected"
+    } else {
+        "all"
+    };
     match app.installations.get(&owner) {
-        Some(id) => Response::json(200, json!({ "id": id, "account": { "login": segs[1] } })),
+        Some(id) => Response::json(
+            200,
+            json!({ "id": id, "app_id": app.app_id.parse::<u64>().ok(), "account": { "login": segs[1] },
+                "repository_selection": selection, "permissions": app.permissions }),
+        ),
         None => not_found(),
     }
 }
@@ -345,9 +356,11 @@ fn route_app(state: &mut State, request: &Request, segs: &[&str], now: i64) -> R
                         "Too many repositories: a token can name at most 500 repositories",
                     );
                 }
-                let unreachable = names
-                    .iter()
-                    .any(|name| state.repo(&format!("{owner}/{name}")).is_none());
+                let unreachable = names.iter().any(|name| {
+                    let full = format!("{owner}/{name}");
+                    state.repo(&full).is_none()
+                        || !state.app.as_ref().is_some_and(|app| app.reaches(&full))
+                });
                 if unreachable {
                     return Response::error(
                         422,
@@ -527,6 +540,12 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
             Err(e) => Response::error(400, &format!("fault: {e}")),
         },
         ("POST", ["graphql"]) => graphql(state, &body),
+        ("GET", ["orgs", ..] | ["repos", _, _, "actions", "variables" | "secrets", ..])
+        | ("GET", ["repos", _, _, "environments", ..])
+            if crate::settings::serves(segs) =>
+        {
+            crate::settings::route(state, segs, &request.query)
+        }
         ("GET", ["orgs", org, "hooks", hook, "deliveries"]) => {
             list_deliveries(state, org, hook, &request.query)
         }
@@ -1333,7 +1352,7 @@ fn created_range(text: &str) -> Option<(i64, i64)> {
 /// parameters: `actor`, `branch`, `check_suite_id`, `created`, `event`, `head_sha`, `status`."
 pub const RUNS_SEARCH_CAP: usize = 1_000;
 
-fn page_params(query: &str, cap: Option<usize>) -> (usize, usize) {
+pub(crate) fn page_params(query: &str, cap: Option<usize>) -> (usize, usize) {
     let per_page = query_param(query, "per_page")
         .and_then(|p| p.parse().ok())
         .unwrap_or(30usize)
@@ -1348,7 +1367,7 @@ fn page_params(query: &str, cap: Option<usize>) -> (usize, usize) {
 
 /// One page of `items` and, when more follow, GitHub's `Link: <…&page=N+1>; rel="next"` (relative
 /// here; the server makes it absolute).
-fn paged(
+pub(crate) fn paged(
     path: &str,
     query: &str,
     items: Vec<Value>,

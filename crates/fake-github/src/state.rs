@@ -37,6 +37,63 @@ pub struct State {
     pub clock_offset_secs: i64,
     /// Counter for ids (repositories, pulls, deliveries, runs).
     pub next_id: u64,
+    /// Organization-level Actions secrets and variables.
+    pub orgs: Vec<Org>,
+}
+
+/// An organization's Actions secrets (names only, as GitHub lists them) and variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Org {
+    pub login: String,
+    pub secrets: Vec<OrgItem>,
+    pub variables: Vec<OrgItem>,
+}
+
+/// An organization secret or variable and which repositories may use it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrgItem {
+    pub name: String,
+    /// A variable's value (secrets have none).
+    pub value: String,
+    /// `all`, `private` (private and internal repositories) or `selected`.
+    pub visibility: String,
+    /// For `selected`: the repositories (`owner/name`) that may use it.
+    pub selected: Vec<String>,
+}
+
+/// A repository's deployment environment, with its own secrets and variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Environment {
+    pub secrets: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// The organization webhook's settings, as `GET /orgs/{org}/hooks/{hook_id}` answers them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HookConfig {
+    pub active: bool,
+    pub events: Vec<String>,
+    pub url: String,
+    /// `json` or `form`.
+    pub content_type: String,
+    /// `"0"` verifies TLS, `"1"` does not.
+    pub insecure_ssl: String,
+}
+
+impl Default for HookConfig {
+    fn default() -> HookConfig {
+        HookConfig {
+            active: true,
+            events: vec!["push".into()],
+            url: String::new(),
+            content_type: "json".into(),
+            insecure_ssl: "0".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +112,24 @@ pub struct App {
     /// Recorded: the `permissions` each token request asked for (`{}` when it asked for none), in order.
     #[serde(default)]
     pub minted_permissions: Vec<serde_json::Value>,
+    /// The installation's permissions (`{"contents": "write", …}`), as its installation object lists
+    /// them.
+    #[serde(default)]
+    pub permissions: BTreeMap<String, String>,
+    /// `None`: installed on all repositories; else only on these (`owner/name`), as "Only select
+    /// repositories" does.
+    #[serde(default)]
+    pub repositories: Option<Vec<String>>,
+}
+
+impl App {
+    /// Whether the installation reaches `full_name`.
+    pub fn reaches(&self, full_name: &str) -> bool {
+        self.repositories.as_ref().is_none_or(|list| {
+            list.iter()
+                .any(|repository| repository.eq_ignore_ascii_case(full_name))
+        })
+    }
 }
 
 fn default_token_ttl() -> i64 {
@@ -83,6 +158,12 @@ pub struct Repo {
     pub workflow_runs: Vec<WorkflowRun>,
     /// The repository's workflows (`GET …/actions/workflows`), with GitHub's `state`.
     pub workflows: Vec<Workflow>,
+    /// Actions variables (`vars.NAME`) of the repository.
+    pub variables: BTreeMap<String, String>,
+    /// Names of the repository's Actions secrets.
+    pub secrets: Vec<String>,
+    /// Deployment environments by name.
+    pub environments: BTreeMap<String, Environment>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -237,6 +318,7 @@ pub struct Hook {
     pub org: String,
     pub id: u64,
     pub deliveries: Vec<Delivery>,
+    pub config: HookConfig,
 }
 
 /// A delivery as GitHub lists it, plus the payload `…/deliveries/{id}` returns.
@@ -384,6 +466,7 @@ impl State {
             org: org.to_string(),
             id: hook_id,
             deliveries: Vec::new(),
+            config: HookConfig::default(),
         });
         self.hooks.last_mut().expect("just pushed")
     }

@@ -77,3 +77,40 @@ fn a_redelivery_is_accepted_before_its_attempt_is_listed() {
     );
     assert_eq!(state.redeliveries.len(), 1);
 }
+
+#[test]
+fn variables_page_at_most_30_and_secrets_never_show_a_value() {
+    let mut state = State::default();
+    let repo = state.add_repo("Studio/Central", "main");
+    for i in 0..40 {
+        repo.variables
+            .insert(format!("V{i:02}"), format!("value {i}"));
+    }
+    repo.secrets = vec!["NPM_TOKEN".into()];
+    // GitHub, "List repository variables": "per_page … (max 30)".
+    let (status, headers, page) = call_with_headers(
+        &mut state,
+        "GET",
+        "/repos/Studio/Central/actions/variables?per_page=100",
+        Value::Null,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(page["total_count"], 40);
+    assert_eq!(page["variables"].as_array().map(Vec::len), Some(30));
+    assert!(next_link(&headers).is_some());
+    let (_, secrets) = call(
+        &mut state,
+        "GET",
+        "/repos/Studio/Central/actions/secrets",
+        Value::Null,
+    );
+    assert_eq!(secrets["secrets"][0]["name"], "NPM_TOKEN");
+    assert!(secrets["secrets"][0].get("value").is_none());
+    let (missing, _) = call(
+        &mut state,
+        "GET",
+        "/repos/Studio/Central/environments/nope/secrets",
+        Value::Null,
+    );
+    assert_eq!(missing, 404, "an environment that does not exist");
+}

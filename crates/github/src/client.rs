@@ -268,6 +268,20 @@ impl GitHub {
         }
     }
 
+    /// A GET as the GitHub App itself (its JWT), where 404 means "absent": the installation lookups.
+    /// `Ok(None)` too when the credentials are not an App's (a token cannot ask as the App).
+    pub fn app_get_optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        if !matches!(self.credentials, Credentials::App(_)) {
+            return Ok(None);
+        }
+        let answer = self.request("GET", path, None, AuthAs::AppJwt)?;
+        if answer.status == 404 {
+            return Ok(None);
+        }
+        let answer = success("GET", path, answer)?;
+        decode("GET", path, &answer.body).map(Some)
+    }
+
     /// Follows `Link: rel="next"` from `path`, handing each page's items to `visit` until it breaks,
     /// the pages end, or [`ClientConfig::max_pages`] is reached. `field` names the array inside a
     /// wrapped page (`workflow_runs`), `None` for a top-level array.

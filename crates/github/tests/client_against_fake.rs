@@ -546,6 +546,8 @@ fn app_fake(ttl: i64) -> FakeGitHub {
             token_ttl_secs: ttl,
             minted: Vec::new(),
             minted_permissions: Vec::new(),
+            permissions: Default::default(),
+            repositories: None,
         }),
         ..State::default()
     };

@@ -1,4 +1,6 @@
 //! What the fake's endpoint tests share: one request through the router, as the server would route it.
+//! Each test crate uses a part of it.
+#![allow(dead_code)]
 
 use serde_json::Value;
 use upm_fake_github::routes::{handle, Request, Response};
