@@ -13,7 +13,7 @@
 //! | `GET`/`POST …/pulls` | 422 "A pull request already exists" for an open head→base |
 //! | `POST /graphql` `enablePullRequestAutoMerge` | refused when the repo disallows it or `auto_merge_refusal` is set |
 //! | `POST …/dispatches` | recorded (`dispatches`), ≤ 10 payload properties, payload < 64 KB |
-//! | `GET /orgs/{org}/hooks/{id}/deliveries` (cursor pages, newest first), `GET …/{id}`, `POST …/{id}/attempts` | a redelivery is recorded and appended as a new attempt |
+//! | `GET /orgs/{org}/hooks/{id}/deliveries` (cursor pages, newest first), `GET …/{id}`, `POST …/{id}/attempts` | a redelivery is recorded (202) and its new attempt listed only from the second listing on, as GitHub accepts before it lists |
 //! | `GET …/actions/workflows/{file}/runs`, `GET …/actions/runs` | `created` (`>=`, `<=`, `A..B`), pages, GitHub's 1,000-result cap |
 //! | `GET …/actions/runs/{id}`, `…/runs/{id}/jobs`, `…/runs/{id}/artifacts`, `GET …/actions/artifacts/{id}/zip` | the zip: a 302 to a token-free download, 410 once expired |
 //! | `GET …/commits?sha=&path=&since=&until=` | first-parent history, newest first, pages |
@@ -21,7 +21,10 @@
 //! | `GET …/actions/runs/{id}/jobs`, `POST …/actions/runs/{id}/cancel` | one job per run with the run's `labels` and `runner_name`; cancelling a completed run → 409 |
 //! | `GET …/actions/workflows`, `PUT …/actions/workflows/{id-or-file}/enable`, `POST …/dispatches` of one | `state`; a dispatch needs an existing `ref` and an active workflow (422), creates a queued run and is recorded (`workflow_dispatches`) |
 //! | `GET /repos/{o}/{r}/actions/runners`, `GET /orgs/{org}/actions/runners` | `status`, `busy`, `labels[]` objects |
-//! | `GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp) |
+//! | `GET /orgs/{org}/installation`, `GET /repos/{o}/{r}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp); `permissions`, `repository_selection`; 404 for a repository the installation does not include (`App::repositories`); a token naming one is refused whole (422), as is one naming more than 500 |
+//! | `GET /repos/{o}/{r}/pulls` | pages of 30 by default, at most 100, `Link: next` |
+//! | `GET /orgs/{org}/hooks/{id}` | `active`, `events`, `config.url`, `config.content_type` |
+//! | `GET …/actions/variables[/{name}]`, `GET …/actions/secrets`, `GET …/environments/{env}/secrets|variables`, `GET /orgs/{org}/actions/secrets|variables[/{name}/repositories]` | secret names only; variables page at most 30; organization items with `visibility` |
 //! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `POST /_fake/repos/{o}/{r}/runs` (a run a runner queued), `PATCH /_fake/repos/{o}/{r}/runs/{id}` (its progress), `PUT /_fake/runners`, `GET /_fake/workflow_dispatches`, `PUT /_fake/clock` (`offset_secs` added to its clock), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
 //!
 //! Every GET answer carries an `ETag` and answers `If-None-Match` with 304; every answer carries
