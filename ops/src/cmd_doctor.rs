@@ -6,8 +6,6 @@
 //! hook, deliveries, installation, 2 listings each of repository/environment/organization secrets and
 //! variables), plus per repository 1 installation lookup (with the App) and 2 dispatcher-file reads.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use upm_github::client::now_unix;
 use upm_github::settings::Item;
@@ -32,11 +30,7 @@ struct Report {
 }
 
 pub fn run(context: &Context, options: &Options) -> Result<u8, String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(15)))
-        .build()
-        .into();
+    let agent = crate::http_agent(15);
     let mut checks = Vec::new();
 
     match &options.worker_url {

@@ -201,11 +201,7 @@ fn probe_registry(context: &Context, args: &ProbeArgs) -> Result<u8, String> {
         .filter(|s| !s.is_empty())
         .collect();
     let client = Client {
-        agent: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(args.timeout.max(1))))
-            .build()
-            .into(),
+        agent: crate::http_agent(args.timeout.max(1)),
         origin: probe::origin(&base),
         token: std::env::var("NPM_TOKEN")
             .ok()

@@ -7,8 +7,6 @@
 //! GETs, so an unchanged repository is cheap), one contents read per dispatcher file, and one registry
 //! read (the packument) per package.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use upm_github::client::now_unix;
 use upm_github::deliveries::{HookDelivery, REDELIVERY_WINDOW_SECS};
@@ -51,11 +49,7 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
         Err(_) => Vec::new(),
     };
     let npm = registry_url.map(|u| u.trim_end_matches('/').to_string());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into();
+    let agent = crate::http_agent(20);
     let mut rows = Vec::new();
     let mut unpublished = 0;
     for (index, entry) in entries.iter().enumerate() {

@@ -1,8 +1,6 @@
 //! discord: posts one alert to the Discord webhook in `DISCORD_WEBHOOK_URL` (environment only; its URL
 //! holds a token, so it is never printed, not even in an error).
 
-use std::time::Duration;
-
 pub fn post(message: &serde_json::Value) -> Result<(), String> {
     let url = std::env::var("DISCORD_WEBHOOK_URL")
         .ok()
@@ -15,11 +13,7 @@ pub fn post(message: &serde_json::Value) -> Result<(), String> {
         Some(thread) => format!("{}?thread_id={}", url.trim(), thread.trim()),
         None => url.trim().to_string(),
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(15)))
-        .build()
-        .into();
+    let agent = crate::http_agent(15);
     let response = agent
         .post(&url)
         .header("content-type", "application/json")

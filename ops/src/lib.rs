@@ -108,6 +108,16 @@ impl Context {
     }
 }
 
+/// An HTTP agent for what is not GitHub (the registry, Discord, the worker): every status is an answer
+/// to read, not an error, and nothing waits longer than `timeout_secs` in all.
+pub fn http_agent(timeout_secs: u64) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(timeout_secs)))
+        .build()
+        .into()
+}
+
 /// `24h`, `90m`, `7d`, `3600s` → seconds.
 pub fn parse_window(text: &str) -> Result<i64, String> {
     let text = text.trim();

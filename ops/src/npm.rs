@@ -2,7 +2,6 @@
 //! packument's `time[version]`, which Verdaccio and npm write at publish time).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -43,11 +42,7 @@ impl Registry {
     pub fn new(base: &str) -> Registry {
         Registry {
             base: base.trim().trim_end_matches('/').to_string(),
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(20)))
-                .build()
-                .into(),
+            agent: crate::http_agent(20),
             token: std::env::var("NPM_TOKEN").ok().filter(|t| !t.is_empty()),
             packuments: HashMap::new(),
             down: None,

@@ -315,21 +315,14 @@ fn a_healthy_deployment_passes_and_each_broken_condition_fails_its_own_line() {
         Some(vec![CENTRAL.into(), "Studio/Alpha".into()]);
     fails_alone(&world, "App installed", "Studio/Beta");
     world.central().app.as_mut().unwrap().repositories = None;
-    world
-        .central()
-        .app
-        .as_mut()
-        .unwrap()
-        .permissions
-        .insert("contents".into(), "read".into());
+    let contents = |level: &str| {
+        let mut state = world.central();
+        let app = state.app.as_mut().unwrap();
+        app.permissions.insert("contents".into(), level.into());
+    };
+    contents("read");
     fails_alone(&world, "App permissions", "contents: write missing");
-    world
-        .central()
-        .app
-        .as_mut()
-        .unwrap()
-        .permissions
-        .insert("contents".into(), "write".into());
+    contents("write");
 
     // GitHub disabled reconcile after 60 quiet days; its last run is 3 hours old.
     let reconcile = |state: &mut State| {

@@ -11,7 +11,7 @@ use crate::deliveries::HookDelivery;
 use crate::error::{Error, Result};
 
 /// `owner/name` → `owner/name` with each part percent-encoded, for paths.
-fn repo_path(full_name: &str) -> String {
+pub(crate) fn repo_path(full_name: &str) -> String {
     match full_name.split_once('/') {
         Some((owner, name)) => format!("{}/{}", segment(owner), segment(name)),
         None => segment(full_name),

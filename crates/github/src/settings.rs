@@ -5,15 +5,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::api::repo_path;
 use crate::client::{segment, GitHub};
 use crate::error::Result;
-
-fn repo_path(full_name: &str) -> String {
-    match full_name.split_once('/') {
-        Some((owner, name)) => format!("{}/{}", segment(owner), segment(name)),
-        None => segment(full_name),
-    }
-}
 
 /// `GET /orgs/{org}/hooks/{hook_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
