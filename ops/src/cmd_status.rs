@@ -48,8 +48,9 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
         }
         Err(_) => Vec::new(),
     };
-    let npm = registry_url.map(|u| u.trim_end_matches('/').to_string());
-    let agent = crate::http_agent(20);
+    // One registry reader: each packument read once, and after an outage one message, not one per
+    // package.
+    let mut npm = registry_url.map(crate::npm::Registry::new);
     let mut rows = Vec::new();
     let mut unpublished = 0;
     for (index, entry) in entries.iter().enumerate() {
@@ -113,21 +114,18 @@ pub fn run(context: &Context, registry_url: Option<&str>) -> Result<u8, String> 
             rows.push(row);
         }
         for (name, version) in packages {
-            let (published, registry_latest) = match &npm {
-                Some(npm) => match packument(&agent, npm, &name) {
-                    Some(Some(p)) if p.versions.contains_key(&version) => {
-                        ("yes".to_string(), p.latest())
-                    }
-                    Some(found) => {
-                        unpublished += 1;
-                        (
-                            "NO".to_string(),
-                            found.map_or("-".to_string(), |p| p.latest()),
-                        )
-                    }
-                    None => ("?".to_string(), "?".to_string()),
-                },
-                None => ("?".to_string(), "?".to_string()),
+            let (published, registry_latest) = match npm.as_mut().map(|r| r.packument(&name)) {
+                Some(Ok(Some(p))) if p.versions.contains_key(&version) => {
+                    ("yes".to_string(), p.latest())
+                }
+                Some(Ok(found)) => {
+                    unpublished += 1;
+                    (
+                        "NO".to_string(),
+                        found.map_or("-".to_string(), |p| p.latest()),
+                    )
+                }
+                Some(Err(_)) | None => ("?".to_string(), "?".to_string()),
             };
             let mut row = base(&branch);
             row.package = name;
@@ -241,48 +239,4 @@ fn packages(
         found.push((field("name"), field("version")));
     }
     Ok(found)
-}
-
-/// The part of an npm packument we read.
-#[derive(serde::Deserialize)]
-struct Packument {
-    #[serde(default)]
-    versions: serde_json::Map<String, serde_json::Value>,
-    #[serde(default, rename = "dist-tags")]
-    dist_tags: std::collections::BTreeMap<String, String>,
-}
-
-impl Packument {
-    fn latest(&self) -> String {
-        self.dist_tags
-            .get("latest")
-            .cloned()
-            .unwrap_or_else(|| "-".into())
-    }
-}
-
-/// The registry's packument for `name`: `Some(None)` when the registry has no such package, `None`
-/// when it could not say (an outage, a refusal).
-fn packument(agent: &ureq::Agent, registry: &str, name: &str) -> Option<Option<Packument>> {
-    // Scoped names keep the `@` and encode the `/`, as npm does.
-    let encoded = name.replace('/', "%2f");
-    let token = std::env::var("NPM_TOKEN").ok().filter(|t| !t.is_empty());
-    let mut request = agent.get(format!("{registry}/{encoded}"));
-    if let Some(token) = &token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let mut response = request.call().ok()?;
-    match response.status().as_u16() {
-        200 => {
-            let text = response
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024 * 1024)
-                .read_to_string()
-                .ok()?;
-            serde_json::from_str(&text).ok().map(Some)
-        }
-        404 => Some(None),
-        _ => None,
-    }
 }

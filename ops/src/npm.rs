@@ -13,6 +13,18 @@ pub struct Packument {
     /// `version` → RFC 3339 publish time (plus `created` and `modified`).
     #[serde(default)]
     pub time: BTreeMap<String, String>,
+    #[serde(default, rename = "dist-tags")]
+    pub dist_tags: BTreeMap<String, String>,
+}
+
+impl Packument {
+    /// The `latest` dist-tag, `-` without one.
+    pub fn latest(&self) -> String {
+        self.dist_tags
+            .get("latest")
+            .cloned()
+            .unwrap_or_else(|| "-".into())
+    }
 }
 
 /// What the registry says about one version.
