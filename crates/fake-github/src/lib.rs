@@ -21,6 +21,7 @@
 //! | `GET …/actions/runs/{id}/jobs`, `POST …/actions/runs/{id}/cancel` | one job per run with the run's `labels` and `runner_name`; cancelling a completed run → 409 |
 //! | `GET …/actions/workflows`, `PUT …/actions/workflows/{id-or-file}/enable`, `POST …/dispatches` of one | `state`; a dispatch needs an existing `ref` and an active workflow (422), creates a queued run and is recorded (`workflow_dispatches`) |
 //! | `GET /repos/{o}/{r}/actions/runners`, `GET /orgs/{org}/actions/runners` | `status`, `busy`, `labels[]` objects |
+//! | `POST …/check-runs`, `PATCH`/`GET …/check-runs/{id}`, `GET …/check-runs/{id}/annotations`, `GET …/commits/{ref}/check-runs` | App tokens only (403), 422 past 50 annotations a request or a 65535-character summary, or `completed` without a `conclusion`; annotations appended per update (`checks`) |
 //! | `GET /orgs/{org}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp) |
 //! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `POST /_fake/repos/{o}/{r}/runs` (a run a runner queued), `PATCH /_fake/repos/{o}/{r}/runs/{id}` (its progress), `PUT /_fake/runners`, `GET /_fake/workflow_dispatches`, `PUT /_fake/clock` (`offset_secs` added to its clock), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
 //!
@@ -28,6 +29,7 @@
 //! `x-ratelimit-*` headers. Faults ([`state::Fault`]) script a status for the next K matching calls,
 //! `Retry-After`, rate-limit headers and delays. Every request is recorded (`requests`).
 
+pub mod checks;
 pub mod routes;
 pub mod state;
 pub mod zip;

@@ -38,7 +38,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(status: u16, value: Value) -> Response {
+    pub(crate) fn json(status: u16, value: Value) -> Response {
         Response {
             status,
             headers: vec![(
@@ -59,7 +59,7 @@ impl Response {
         }
     }
 
-    fn error(status: u16, message: &str) -> Response {
+    pub(crate) fn error(status: u16, message: &str) -> Response {
         Response::json(
             status,
             json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string() }),
@@ -226,6 +226,17 @@ fn authorized(state: &State, request: &Request, now: i64) -> bool {
         return false;
     };
     state.tokens.contains(&token) || minted.iter().any(|(t, exp)| *t == token && *exp > now)
+}
+
+/// A live installation token of the App (what GitHub requires to write check runs).
+fn installation_token(state: &State, request: &Request, now: i64) -> bool {
+    let minted = state
+        .app
+        .as_ref()
+        .map(|a| a.minted.as_slice())
+        .unwrap_or(&[]);
+    bearer(&request.authorization)
+        .is_some_and(|t| minted.iter().any(|(m, exp)| *m == t && *exp > now))
 }
 
 fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
@@ -565,6 +576,11 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
         }
         (_, ["repos", owner, name, rest @ ..]) => {
             let full = format!("{owner}/{name}");
+            let app_token = state.app.is_none() || installation_token(state, request, now);
+            let checks = crate::checks::route(state, &full, request, rest, &body, now, app_token);
+            if let Some(answer) = checks {
+                return answer;
+            }
             if method == "POST" && rest == ["dispatches"] {
                 return dispatch(state, &full, &body);
             }

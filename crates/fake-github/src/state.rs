@@ -37,6 +37,8 @@ pub struct State {
     pub clock_offset_secs: i64,
     /// Counter for ids (repositories, pulls, deliveries, runs).
     pub next_id: u64,
+    /// Check runs created through the Checks API (`checks`).
+    pub check_runs: Vec<crate::checks::CheckRun>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
