@@ -16,6 +16,8 @@ use crate::respond::Stop;
 pub enum Event {
     Ping,
     Push(PushEvent),
+    /// A pull request event: whether it previews is `preview`'s to decide.
+    PullRequest(PullRequestEvent),
     /// Any other event the organization webhook sends (issues, releases, …): acknowledged, not acted on.
     Other(String),
 }
@@ -125,6 +127,41 @@ impl<'de> Deserialize<'de> for JsonPaths {
     }
 }
 
+/// A `pull_request` delivery, keeping only what `preview` reads (GitHub's webhook payload for the
+/// `pull_request` event: `action`, `number`, `pull_request.{draft, head, base}`, `repository`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequestEvent {
+    pub action: String,
+    pub number: u64,
+    pub pull_request: PullRequest,
+    pub repository: PushRepository,
+    pub sender: Option<Account>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequest {
+    /// Absent in payloads older than draft pull requests: not a draft.
+    #[serde(default)]
+    pub draft: bool,
+    pub head: PullBranch,
+    pub base: PullBranch,
+}
+
+/// `pull_request.head` / `.base`: the branch, the commit, and the repository it lives in. `repo` is
+/// `null` when a fork's repository was deleted (GitHub's schema marks it nullable).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullBranch {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    pub repo: Option<PullRepository>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRepository {
+    pub full_name: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct HeadCommit {
     #[serde(default)]
@@ -154,6 +191,7 @@ pub fn classify(event_header: Option<&str>, payload: &[u8]) -> Result<Event, Sto
         // The ping payload carries nothing we need; it only has to be a JSON object.
         "ping" => parse::<IgnoredAny>(payload).map(|_| Event::Ping),
         "push" => parse::<PushEvent>(payload).map(Event::Push),
+        "pull_request" => parse::<PullRequestEvent>(payload).map(Event::PullRequest),
         other => Ok(Event::Other(truncate_for_message(other))),
     }
 }
@@ -277,6 +315,74 @@ mod tests {
                 other => panic!("{event}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn every_real_pull_request_payload_parses() {
+        for (name, action, draft) in [
+            ("pull_request/opened.payload.json", "opened", false),
+            (
+                "pull_request/synchronize.payload.json",
+                "synchronize",
+                false,
+            ),
+            ("pull_request/reopened.payload.json", "reopened", false),
+            (
+                "pull_request/ready_for_review.payload.json",
+                "ready_for_review",
+                false,
+            ),
+            ("pull_request/closed.payload.json", "closed", false),
+            ("pull_request/labeled.payload.json", "labeled", false),
+            (
+                "pull_request/converted_to_draft.payload.json",
+                "converted_to_draft",
+                true,
+            ),
+        ] {
+            let Event::PullRequest(pr) = classify(Some("pull_request"), &fixture(name)).unwrap()
+            else {
+                panic!("{name} is a pull request");
+            };
+            assert_eq!(pr.action, action, "{name}");
+            assert_eq!(pr.number, 2, "{name}");
+            assert_eq!(pr.pull_request.draft, draft, "{name}");
+            assert_eq!(pr.repository.full_name, "Codertocat/Hello-World");
+            assert_eq!(pr.pull_request.base.git_ref, "master");
+            assert_eq!(
+                pr.pull_request.head.sha,
+                "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
+            );
+            assert_eq!(
+                pr.pull_request.base.sha,
+                "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"
+            );
+            assert_eq!(
+                pr.pull_request.head.repo.unwrap().full_name,
+                "Codertocat/Hello-World"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pull_request_whose_fork_was_deleted_still_parses() {
+        let mut pr = crate::fixtures::fixture_json("pull_request/opened.payload.json");
+        pr["pull_request"]["head"]["repo"] = serde_json::Value::Null;
+        pr["pull_request"].as_object_mut().unwrap().remove("draft");
+        let Event::PullRequest(pr) =
+            classify(Some("pull_request"), pr.to_string().as_bytes()).unwrap()
+        else {
+            panic!("a pull request");
+        };
+        assert!(pr.pull_request.head.repo.is_none());
+        assert!(!pr.pull_request.draft);
+        let stop = classify(
+            Some("pull_request"),
+            br#"{"action": "opened", "number": "2"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(stop.status, 400);
+        assert!(stop.reason.contains("number"), "{}", stop.reason);
     }
 
     #[test]

@@ -41,6 +41,18 @@ pub fn push_key(repository: &RepoName, after: &str) -> String {
     format!("push:{}:{}", repository.key(), after.to_ascii_lowercase())
 }
 
+/// A pull request preview's key: the repository, the pull request, and the two commits the preview
+/// compares. A redelivery shares it; a `reopened` with the same head and base is the same preview (its
+/// check run still stands on that head), but a new head (`synchronize`) or a moved base is not.
+pub fn preview_key(repository: &RepoName, number: u64, head_sha: &str, base_sha: &str) -> String {
+    format!(
+        "pr:{}:{number}:{}:{}",
+        repository.key(),
+        head_sha.to_ascii_lowercase(),
+        base_sha.to_ascii_lowercase()
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub dispatched_at_ms: u64,
@@ -57,6 +69,16 @@ impl Record {
             dispatched_at_ms: now_ms,
             repository: payload.repository.clone(),
             commit_sha: payload.commit_sha.clone(),
+            delivery: payload.delivery.clone(),
+        }
+    }
+
+    /// The record of a preview dispatch: the head sha stands where a push's commit does.
+    pub fn preview(payload: &crate::dispatch::PreviewPayload, now_ms: u64) -> Record {
+        Record {
+            dispatched_at_ms: now_ms,
+            repository: payload.repository.clone(),
+            commit_sha: payload.head_sha.clone(),
             delivery: payload.delivery.clone(),
         }
     }
@@ -106,6 +128,20 @@ mod tests {
             delivery: "d-1".into(),
             runner: None,
         }
+    }
+
+    #[test]
+    fn a_preview_is_keyed_by_its_pull_request_head_and_base() {
+        let repo = RepoName::parse("Studio/Core").unwrap();
+        let (head, base) = ("A".repeat(40), "b".repeat(40));
+        let key = preview_key(&repo, 7, &head, &base);
+        assert_eq!(key, format!("pr:studio/core:7:{}:{base}", "a".repeat(40)));
+        // Another head, another base, another pull request: another preview.
+        assert_ne!(key, preview_key(&repo, 7, &"c".repeat(40), &base));
+        assert_ne!(key, preview_key(&repo, 7, &head, &"c".repeat(40)));
+        assert_ne!(key, preview_key(&repo, 8, &head, &base));
+        // Never the key of a push of the same commit: a merge's push must still publish.
+        assert_ne!(key, push_key(&repo, &head));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use futures_util::future::join;
 use serde_json::json;
 
-use crate::classify::{classify, Event, PushEvent};
+use crate::classify::{classify, Event, PullRequestEvent, PushEvent};
 use crate::config::Config;
 use crate::dedup;
 use crate::dispatch::{self, after_attempt, ClientPayload, Next, RetryPolicy};
@@ -16,6 +16,7 @@ use crate::isolate::{InFlight, IsolateMemory};
 use crate::model::RepoName;
 use crate::outbound::Outbound;
 use crate::platform::Platform;
+use crate::preview;
 use crate::read::{self, BodyKind, Route};
 use crate::registry::{self, Lookup};
 use crate::registry_tiers::RegistryTiers;
@@ -180,6 +181,11 @@ impl<'a, P: Platform> Relay<'a, P> {
                     "{event} events are not acted on: only push publishes"
                 )))
             }
+            Event::PullRequest(pr) => {
+                return self
+                    .pull_request(central, &pr, &delivery, facts, notes)
+                    .await
+            }
             Event::Push(push) => push,
         };
         facts.repository = Some(read::truncate_for_message(&push.repository.full_name));
@@ -327,7 +333,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         self.memory.recent.borrow_mut().remember(keys, record);
     }
 
-    /// The dispatch with its retries. Returns the dedup record to write when GitHub accepted it.
+    /// The publish dispatch of a push.
     async fn dispatch(
         &self,
         central: &RepoName,
@@ -339,16 +345,108 @@ impl<'a, P: Platform> Relay<'a, P> {
     ) -> Result<(Stop, Option<String>), Stop> {
         let payload = dispatch::client_payload(publish, push, delivery);
         facts.package_path = Some(payload.package_path.clone());
-        let what = describe(&payload);
+        let outgoing = Outgoing {
+            what: describe(&payload),
+            body: dispatch::body(&payload),
+            body_json: self.config.dry_run.then(|| dispatch::body_json(&payload)),
+            record: dedup::Record::new(&payload, 0),
+        };
+        self.send(central, outgoing, facts, notes).await
+    }
+
+    /// A `pull_request` delivery: the same verification, registry, dedup and dispatch as a push, with
+    /// `preview` deciding instead of `filter`, and a `package_preview` dispatch.
+    async fn pull_request(
+        &self,
+        central: &RepoName,
+        event: &PullRequestEvent,
+        delivery: &str,
+        facts: &mut DeliveryFacts,
+        notes: &mut Notes,
+    ) -> Result<Stop, Stop> {
+        facts.repository = Some(read::truncate_for_message(&event.repository.full_name));
+        facts.pull_request = Some(event.number);
+        facts.branch = Some(read::truncate_for_message(&event.pull_request.base.git_ref));
+        facts.commit_sha = Some(read::truncate_for_message(&event.pull_request.head.sha));
+        let candidate = preview::candidate(event)?;
+        let registry = self.registry_tiers().read(central, notes).await?;
+        let entry = match registry.lookup(&candidate.repository) {
+            Lookup::Active(entry) => entry,
+            Lookup::Inactive(status) => {
+                return Err(Stop::ignored(format!(
+                    "{} is {} in the registry",
+                    candidate.repository,
+                    status.as_str()
+                )))
+            }
+            Lookup::NotRegistered => {
+                return Err(Stop::ignored(format!(
+                    "{} is not in the registry ({})",
+                    candidate.repository, self.config.registry_path
+                )))
+            }
+        };
+        let preview = preview::on_base(candidate, entry.branch.as_deref())?;
+        let keys = [
+            dedup::key(delivery),
+            dedup::preview_key(
+                &preview.repository,
+                preview.number,
+                &preview.head_sha,
+                &preview.base_sha,
+            ),
+        ];
+        let _in_flight = self.claim(&keys, delivery)?;
+        let records = self.read_push_record(&keys[1]).await;
+        self.judge(records, delivery, notes)?;
+        let payload = dispatch::preview_payload(&preview, delivery);
+        let outgoing = Outgoing {
+            what: format!(
+                "the preview of {}#{} at {}{}",
+                payload.repository,
+                payload.pull_request,
+                &payload.head_sha[..12],
+                if payload.fork { " (from a fork)" } else { "" }
+            ),
+            body: dispatch::preview_body_json(&payload).to_string(),
+            body_json: self
+                .config
+                .dry_run
+                .then(|| dispatch::preview_body_json(&payload)),
+            record: dedup::Record::preview(&payload, 0),
+        };
+        let result = self.send(central, outgoing, facts, notes).await;
+        if let Ok((_, Some(record))) = &result {
+            self.remember(&keys, record);
+            for key in &keys {
+                self.outbound.defer(KvWrite {
+                    key: key.clone(),
+                    value: record.clone(),
+                    ttl_seconds: Some(dedup::TTL_SECONDS),
+                });
+            }
+        }
+        result.map(|(stop, _)| stop)
+    }
+
+    /// A dispatch with its retries. Returns the dedup record to write when GitHub accepted it.
+    async fn send(
+        &self,
+        central: &RepoName,
+        outgoing: Outgoing,
+        facts: &mut DeliveryFacts,
+        notes: &mut Notes,
+    ) -> Result<(Stop, Option<String>), Stop> {
+        let what = outgoing.what;
         if self.config.dry_run {
             facts.dry_run = Some(true);
             facts.would_dispatch = Some(json!({
                 "url": github::dispatch_url(self.config, central),
-                "body": dispatch::body_json(&payload),
+                "body": outgoing.body_json,
             }));
             return Ok((dispatched(format!("dry run: would dispatch {what}")), None));
         }
-        let body = dispatch::body(&payload);
+        let body = outgoing.body;
         let mut attempt = 1;
         loop {
             let request = github::dispatch_request(self.config, central, body.clone());
@@ -359,7 +457,11 @@ impl<'a, P: Platform> Relay<'a, P> {
             match after_attempt(attempt, &result, self.outbound.remaining_ms(), self.retry) {
                 Next::Done => {
                     facts.attempts = Some(attempt);
-                    let record = dedup::Record::new(&payload, self.platform.now_ms()).to_kv();
+                    let record = dedup::Record {
+                        dispatched_at_ms: self.platform.now_ms(),
+                        ..outgoing.record
+                    }
+                    .to_kv();
                     return Ok((dispatched(format!("dispatched {what}")), Some(record)));
                 }
                 Next::RetryAfter { delay_ms, why } => {
@@ -391,6 +493,16 @@ impl<'a, P: Platform> Relay<'a, P> {
             authorization,
         )
     }
+}
+
+/// One dispatch to send: its body (as sent, and as a dry run shows it), how the reason names it, and the
+/// dedup record to keep once GitHub accepted it (its time set then).
+struct Outgoing {
+    what: String,
+    body: String,
+    /// Only with DRY_RUN: what the log line shows instead of sending.
+    body_json: Option<serde_json::Value>,
+    record: dedup::Record,
 }
 
 fn dispatched(reason: String) -> Stop {

@@ -1713,3 +1713,7 @@ fn recent_dispatches_are_found_by_either_key_and_forgotten_oldest_first() {
     assert_eq!(recent.len(), RECENT_DISPATCHES);
     assert_eq!(recent.record_for(&keys(newest)).as_deref(), Some("again"));
 }
+
+/// The pull request deliveries: `preview` decides, the rest is the push's path.
+#[path = "delivery_preview_tests.rs"]
+mod preview_deliveries;

@@ -5,8 +5,11 @@ use serde::Serialize;
 use crate::classify::PushEvent;
 use crate::filter::{ChangedPackages, Publish};
 use crate::platform::{HttpResponse, SendError};
+use crate::preview::Preview;
 
 pub const EVENT_TYPE: &str = "package_publish";
+/// The event type of a pull request's publish preview (`.github/workflows/preview.yml`).
+pub const PREVIEW_EVENT_TYPE: &str = "package_preview";
 
 /// GitHub limits `client_payload` to 10 top-level properties and the whole body to 64 KB (REST docs for
 /// "Create a repository dispatch event"). The commit message is the only field that can be long, so it is
@@ -124,6 +127,47 @@ pub fn body_json(payload: &ClientPayload) -> serde_json::Value {
     .expect("the dispatch body serialises")
 }
 
+/// The `client_payload` of a `package_preview` dispatch: seven properties (GitHub allows 10), all short
+/// and bounded (`preview::candidate` checked the shas and the branch), so no truncation is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreviewPayload {
+    pub repository: String,
+    pub pull_request: u64,
+    pub head_sha: String,
+    pub base_sha: String,
+    pub base_branch: String,
+    /// The head is in a fork: the workflow checks it out as data only (it always does), and the check
+    /// summary says so.
+    pub fork: bool,
+    pub delivery: String,
+}
+
+#[derive(Serialize)]
+struct PreviewBody<'a> {
+    event_type: &'static str,
+    client_payload: &'a PreviewPayload,
+}
+
+pub fn preview_payload(preview: &Preview, delivery: &str) -> PreviewPayload {
+    PreviewPayload {
+        repository: preview.repository.to_string(),
+        pull_request: preview.number,
+        head_sha: preview.head_sha.clone(),
+        base_sha: preview.base_sha.clone(),
+        base_branch: preview.base_branch.clone(),
+        fork: preview.fork,
+        delivery: delivery.to_string(),
+    }
+}
+
+pub fn preview_body_json(payload: &PreviewPayload) -> serde_json::Value {
+    serde_json::to_value(PreviewBody {
+        event_type: PREVIEW_EVENT_TYPE,
+        client_payload: payload,
+    })
+    .expect("the preview body serialises")
+}
+
 /// Cuts `text` to at most `limit` bytes on a character boundary, marking the cut.
 pub fn truncate(text: &str, limit: usize) -> String {
     if text.len() <= limit {
@@ -229,6 +273,31 @@ fn parse_retry_after_ms(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preview_dispatch_carries_what_the_workflow_reads() {
+        let preview = Preview {
+            repository: crate::model::RepoName::parse("Studio/Tools").unwrap(),
+            number: 7,
+            base_branch: "main".into(),
+            head_sha: "a".repeat(40),
+            base_sha: "b".repeat(40),
+            fork: true,
+        };
+        let body = preview_body_json(&preview_payload(&preview, "guid-1"));
+        assert_eq!(body["event_type"], "package_preview");
+        let payload = body["client_payload"].as_object().unwrap();
+        // GitHub refuses more than 10 top-level client_payload properties.
+        assert!(payload.len() <= 10, "{payload:?}");
+        assert_eq!(body["client_payload"]["repository"], "Studio/Tools");
+        assert_eq!(body["client_payload"]["pull_request"], 7);
+        assert_eq!(body["client_payload"]["head_sha"], "a".repeat(40));
+        assert_eq!(body["client_payload"]["base_sha"], "b".repeat(40));
+        assert_eq!(body["client_payload"]["base_branch"], "main");
+        assert_eq!(body["client_payload"]["fork"], true);
+        assert_eq!(body["client_payload"]["delivery"], "guid-1");
+        assert!(body.to_string().len() < BODY_LIMIT);
+    }
     use crate::filter::{candidate, on_branch, LoopGuard};
     use crate::fixtures::push_touching;
     use serde_json::Value;

@@ -17,6 +17,7 @@
 //! - `read`: method, path, content type and size of a request
 //! - `classify`: which event a delivery carries
 //! - `filter`: whether a push publishes, and which packages
+//! - `preview`: whether a pull request gets a publish preview
 //! - `registry`: the registered repositories, parsed and looked up
 //! - `app_key`: the GitHub App's private key, read from PEM
 //! - `config`: every setting, the App's and the sweeper's included
@@ -53,6 +54,7 @@ pub mod isolate;
 pub mod model;
 pub mod outbound;
 pub mod platform;
+pub mod preview;
 pub mod read;
 pub mod registry;
 pub mod registry_tiers;

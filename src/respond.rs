@@ -104,6 +104,10 @@ pub struct DeliveryFacts {
     pub branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit_sha: Option<String>,
+    /// The pull request's number, on a `pull_request` delivery (`commit_sha` is then its head, `branch`
+    /// its base).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

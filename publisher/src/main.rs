@@ -13,6 +13,8 @@ mod model;
 mod notify;
 mod order;
 mod pack;
+mod preview;
+mod preview_command;
 mod publish;
 mod reconcile;
 mod registry;
@@ -70,6 +72,12 @@ enum Command {
     /// dispatch their publish (the net under every other net; run on a schedule).
     #[command(after_help = sweep::AFTER_HELP)]
     Reconcile(sweep::ReconcileArgs),
+    /// Say what merging a pull request would publish: every package the pull request touched, validated
+    /// as `publish` would, with its version change, dist-tag, files and changelog. Never writes to the
+    /// registry (no token is read). With --check-run, answers on the pull request as the check run
+    /// `UPM publish preview`.
+    #[command(after_help = preview_command::AFTER_HELP)]
+    Preview(preview_command::PreviewArgs),
 }
 
 #[derive(Args)]
@@ -183,6 +191,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => publish(args),
         Command::Pack(args) => pack_dry_run(args),
         Command::Reconcile(args) => sweep::command(args),
+        Command::Preview(args) => preview_command::command(args),
     }
 }
 

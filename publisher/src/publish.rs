@@ -14,6 +14,9 @@ use crate::pack;
 use crate::registry::{self, backoff, Packument, PutResult, Registry, RetryPolicy};
 use crate::verify::{self, Digests, Verdict};
 
+/// How a dry run's skip reason starts for a version it would publish (the preview reads it).
+pub const DRY_RUN_PUBLISH: &str = "dry run: would publish";
+
 /// The dist-tag a new `version` should get, given the package's current tags; `None` when every
 /// candidate tag already points at a higher version (npm installs by exact version still work, and no
 /// tag moves backwards).
@@ -321,7 +324,7 @@ pub fn publish_one(
                 name: Some(package.name.to_string()),
                 version: Some(package.version.to_string()),
                 reason: format!(
-                    "dry run: would publish {} files ({} bytes, shasum {}) with dist-tag {}",
+                    "{DRY_RUN_PUBLISH} {} files ({} bytes, shasum {}) with dist-tag {}",
                     tarball.files.len(),
                     tarball.bytes.len(),
                     digests.shasum,

@@ -253,7 +253,13 @@ pub struct Registry {
     token: Option<Secret>,
     agent: ureq::Agent,
     policy: RetryPolicy,
+    /// A preview's registry: no token, and every write refused before anything is sent.
+    read_only: bool,
 }
+
+/// What a write on a read-only registry answers (the preview's: it holds no token and never uploads).
+pub const READ_ONLY: &str =
+    "this registry client is read-only (a preview never writes to the registry)";
 
 struct Answer {
     status: u16,
@@ -288,6 +294,20 @@ impl Registry {
             token,
             agent: agent(timeout),
             policy,
+            read_only: false,
+        })
+    }
+
+    /// A client that only reads, without a token whatever the environment holds: `put` and
+    /// `set_dist_tag` fail with `READ_ONLY` before a byte is sent. The preview's only registry client.
+    pub fn read_only(
+        base: &str,
+        policy: RetryPolicy,
+        timeout: Duration,
+    ) -> Result<Registry, String> {
+        Ok(Registry {
+            read_only: true,
+            ..Registry::new(base, None, policy, timeout)?
         })
     }
 
@@ -297,6 +317,10 @@ impl Registry {
 
     pub fn has_token(&self) -> bool {
         self.token.is_some()
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn package_url(&self, name: &PackageName) -> String {
@@ -418,6 +442,9 @@ impl Registry {
     }
 
     pub fn put(&self, name: &PackageName, body: &[u8]) -> Result<PutResult, String> {
+        if self.read_only {
+            return Err(READ_ONLY.to_string());
+        }
         let url = self.package_url(name);
         let (answer, retried) = self.with_retries(Method::Put(body), &url)?;
         Ok(match answer.status {
@@ -440,6 +467,9 @@ impl Registry {
         tag: &str,
         version: &semver::Version,
     ) -> Result<(), String> {
+        if self.read_only {
+            return Err(READ_ONLY.to_string());
+        }
         let url = format!(
             "{}/-/package/{}/dist-tags/{tag}",
             self.base,

@@ -22,6 +22,9 @@ use crate::visible;
 /// Uploads are big and the registry serialises writes per package anyway: a few at a time is plenty.
 const MAX_CONCURRENT_PUBLISHES: usize = 4;
 
+/// The skip reason of a version the registry already has (the preview reads it).
+pub const ALREADY_PUBLISHED: &str = "already published";
+
 pub struct Settings<'a> {
     pub registry: &'a Registry,
     pub jobs: usize,
@@ -137,7 +140,7 @@ pub fn run(root: &Path, request: &Request, settings: &Settings) -> Vec<Outcome> 
                     path: package.path.clone(),
                     name: Some(package.name.to_string()),
                     version: Some(package.version.to_string()),
-                    reason: "already published".to_string(),
+                    reason: ALREADY_PUBLISHED.to_string(),
                 }));
             }
             Ok(false) => to_publish

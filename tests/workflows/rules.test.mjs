@@ -173,7 +173,7 @@ test("runs-on honours the watchdog's github-hosted mark and nothing else; the ru
 });
 
 test("a timed-out step or job is still reported: step timeouts fit inside the job's", () => {
-  for (const [file, jobName] of [["handle-publish-request.yml", "publish"], ["reconcile.yml", "reconcile"]]) {
+  for (const [file, jobName] of [["handle-publish-request.yml", "publish"], ["reconcile.yml", "reconcile"], ["preview.yml", "preview"]]) {
     const job = workflow(file).jobs[jobName];
     const bounded = job.steps.filter((s) => s["timeout-minutes"]);
     assert.ok(bounded.some((s) => s.id === "fetch"), `${file}: the fetch (which may wait 15 minutes) has its own timeout`);
@@ -191,4 +191,43 @@ test("reconcile names no repository in a token request, and scopes its reads to 
   const reconcile = step(wf, "Reconcile").env;
   assert.equal(reconcile.GITHUB_APP_TOKEN_PERMISSIONS, "contents:read");
   assert.equal(reconcile.GITHUB_TOKEN, undefined);
+});
+
+test("the preview job never publishes: only the App's key reaches it, its token reads contents and writes checks, nothing of the head runs", () => {
+  const wf = workflow("preview.yml");
+  assert.deepEqual(on(wf).repository_dispatch.types, ["package_preview"], "the worker's event type (src/dispatch.rs)");
+  const dispatchRs = readFileSync(join(ROOT, "src/dispatch.rs"), "utf8");
+  assert.match(dispatchRs, /PREVIEW_EVENT_TYPE: &str = "package_preview"/);
+  const job = wf.jobs.preview;
+  // No write permission of the job token, and no environment that could release a registry token.
+  for (const [scope, level] of Object.entries(job.permissions)) assert.notEqual(level, "write", `${scope}: write`);
+  assert.equal(job.environment, undefined, "the upm-publish environment holds NPM_TOKEN");
+  // The only secret anywhere in the file is the App's key, in the token step only.
+  const secrets = [...text("preview.yml").matchAll(/secrets\.([A-Za-z_]+)/g)].map((m) => m[1]);
+  assert.deepEqual([...new Set(secrets)], ["UPM_APP_PRIVATE_KEY"], `secrets named: ${secrets}`);
+  const tokenStep = step(wf, "Get a token for the package repository");
+  const withSecret = job.steps.filter((s) => JSON.stringify(s).includes("secrets."));
+  assert.deepEqual(withSecret.map((s) => s.name), [tokenStep.name]);
+  assert.ok(!JSON.stringify(job.env ?? {}).includes("secrets."), "no secret in the job's env");
+  // The App token: checks write, contents read, nothing else.
+  const asked = Object.entries(tokenStep.with).filter(([k]) => k.startsWith("permission-"));
+  assert.deepEqual(Object.fromEntries(asked), { "permission-checks": "write", "permission-contents": "read" });
+  // The head is data: checked out after the token exists, without credentials left in .git, and no
+  // later step runs anything from it (no script, no action from its path, no build tool).
+  const names = job.steps.map((s) => s.name);
+  const checkout = step(wf, "Check out the pull request's head");
+  assert.ok(names.indexOf(checkout.name) > names.indexOf(tokenStep.name));
+  assert.equal(checkout.with["persist-credentials"], false);
+  const dir = checkout.with.path;
+  for (const s of job.steps.slice(names.indexOf(checkout.name) + 1)) {
+    assert.ok(!s.uses?.startsWith("./"), `${s.name}: runs an action from a checkout`);
+    const run = s.run ?? "";
+    assert.doesNotMatch(run, new RegExp(`(bash|sh|source|\\.)\\s+${dir}/|\\./${dir}/|\\b(npm|npx|make|cargo|dotnet|python3?)\\b`), `${s.name} may run the head's code`);
+  }
+  const preview = step(wf, "Preview");
+  assert.match(preview.run, /preview --workspace upm-package-repo --base "\$UPM_BASE_SHA" --check-run/);
+  assert.equal(preview.env.NPM_TOKEN, undefined);
+  // A newer head cancels the older head's preview.
+  assert.equal(wf.concurrency["cancel-in-progress"], true);
+  assert.match(wf.concurrency.group, /client_payload\.repository.*client_payload\.pull_request/);
 });

@@ -228,6 +228,17 @@ fn authorized(state: &State, request: &Request, now: i64) -> bool {
     state.tokens.contains(&token) || minted.iter().any(|(t, exp)| *t == token && *exp > now)
 }
 
+/// A live installation token of the App (what GitHub requires to write check runs).
+fn installation_token(state: &State, request: &Request, now: i64) -> bool {
+    let minted = state
+        .app
+        .as_ref()
+        .map(|a| a.minted.as_slice())
+        .unwrap_or(&[]);
+    bearer(&request.authorization)
+        .is_some_and(|t| minted.iter().any(|(m, exp)| *m == t && *exp > now))
+}
+
 fn check_jwt(state: &State, request: &Request, now: i64) -> Result<(), String> {
     use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
     use rsa::pkcs1v15::{Signature, VerifyingKey};
@@ -584,6 +595,11 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
         }
         (_, ["repos", owner, name, rest @ ..]) => {
             let full = format!("{owner}/{name}");
+            let app_token = state.app.is_none() || installation_token(state, request, now);
+            let checks = crate::checks::route(state, &full, request, rest, &body, now, app_token);
+            if let Some(answer) = checks {
+                return answer;
+            }
             if method == "POST" && rest == ["dispatches"] {
                 return dispatch(state, &full, &body);
             }

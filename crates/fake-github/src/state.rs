@@ -39,6 +39,8 @@ pub struct State {
     pub next_id: u64,
     /// Organization-level Actions secrets and variables.
     pub orgs: Vec<Org>,
+    /// Check runs created through the Checks API (`checks`).
+    pub check_runs: Vec<crate::checks::CheckRun>,
 }
 
 /// An organization's Actions secrets (names only, as GitHub lists them) and variables.

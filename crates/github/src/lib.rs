@@ -5,7 +5,7 @@
 //!   worker builds it with `default-features = false`).
 //! - [`link`]: the pagination header (pure).
 //! - With the default feature `client`: [`client::GitHub`] (blocking `ureq`), [`auth`] (token or GitHub
-//!   App), [`api`] (the typed endpoints), [`error`].
+//!   App), [`api`] (the typed endpoints), [`checks`] (check runs), [`error`].
 
 pub mod deliveries;
 pub mod link;
@@ -14,6 +14,8 @@ pub mod link;
 pub mod api;
 #[cfg(feature = "client")]
 pub mod auth;
+#[cfg(feature = "client")]
+pub mod checks;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "client")]
