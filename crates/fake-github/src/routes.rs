@@ -38,7 +38,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn json(status: u16, value: Value) -> Response {
+    pub(crate) fn json(status: u16, value: Value) -> Response {
         Response {
             status,
             headers: vec![(
@@ -59,7 +59,7 @@ impl Response {
         }
     }
 
-    fn error(status: u16, message: &str) -> Response {
+    pub(crate) fn error(status: u16, message: &str) -> Response {
         Response::json(
             status,
             json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string() }),
@@ -846,7 +846,7 @@ fn repo_json(repo: &Repo) -> Value {
     })
 }
 
-fn pull_json(repo: &Repo, pull: &Pull) -> Value {
+pub(crate) fn pull_json(repo: &Repo, pull: &Pull) -> Value {
     json!({
         "number": pull.number, "node_id": pull.node_id, "state": pull.state, "title": pull.title,
         "body": pull.body, "auto_merge": if pull.auto_merge { json!({"merge_method": "squash"}) } else { Value::Null },
@@ -895,6 +895,9 @@ fn repo_route(
     now: i64,
     raw: bool,
 ) -> Response {
+    if let Some(answer) = crate::git_data::route(repo, method, rest, body) {
+        return answer;
+    }
     match (method, rest) {
         ("GET", []) => Response::json(200, repo_json(repo)),
         ("GET", ["branches", branch @ ..]) => {

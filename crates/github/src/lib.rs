@@ -18,6 +18,8 @@ pub mod auth;
 pub mod client;
 #[cfg(feature = "client")]
 pub mod error;
+#[cfg(feature = "client")]
+pub mod git_data;
 
 #[cfg(feature = "client")]
 pub use auth::{Credentials, Secret};
