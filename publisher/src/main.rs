@@ -8,6 +8,8 @@ mod checkout;
 mod discover;
 mod git;
 mod guid_index;
+mod health;
+mod health_run;
 mod job;
 mod model;
 mod notify;
@@ -70,6 +72,11 @@ enum Command {
     /// dispatch their publish (the net under every other net; run on a schedule).
     #[command(after_help = sweep::AFTER_HELP)]
     Reconcile(sweep::ReconcileArgs),
+    /// Check every package on every registered publishing branch with the publish path's rules and
+    /// against the registry, and open one fix pull request per repository for what a machine can fix
+    /// (run weekly).
+    #[command(after_help = health_run::AFTER_HELP)]
+    Health(health_run::HealthArgs),
 }
 
 #[derive(Args)]
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => publish(args),
         Command::Pack(args) => pack_dry_run(args),
         Command::Reconcile(args) => sweep::command(args),
+        Command::Health(args) => health_run::command(args),
     }
 }
 
