@@ -212,10 +212,10 @@ pub fn drift(version: &str, registered: &Registered) -> Vec<Problem> {
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
+    match (n, what.strip_suffix('y')) {
+        (1, _) => format!("1 {what}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {what}s"),
     }
 }
 
@@ -876,9 +876,14 @@ pub fn summary(
 ) -> String {
     let c = counts(lines);
     let mut out = format!(
-        "## UPM health ({week})\n\n{} repositories, {} packages: {} problems in {} packages, {} fixed by \
-         {} pull requests.\n\n| Repository | Package | Problems | Fix PR |\n| --- | --- | --- | --- |\n",
-        c.repositories, c.packages, c.problems, c.unhealthy_packages, c.fixable, c.fix_pull_requests
+        "## UPM health ({week})\n\n{}, {}: {} in {}, {} fixed by {}.\n\n| Repository | Package | \
+         Problems | Fix PR |\n| --- | --- | --- | --- |\n",
+        plural(c.repositories, "repository"),
+        plural(c.packages, "package"),
+        plural(c.problems, "problem"),
+        plural(c.unhealthy_packages, "package"),
+        c.fixable,
+        plural(c.fix_pull_requests, "pull request")
     );
     for line in lines {
         let repository = cell(&line.repository);
@@ -923,7 +928,11 @@ pub fn summary(
                 "| {repository} | {}@{} | {} | {} |\n",
                 cell(&package.name),
                 cell(&package.version),
-                cell(&problems.join("<br>")),
+                problems
+                    .iter()
+                    .map(|p| cell(p))
+                    .collect::<Vec<_>>()
+                    .join("<br>"),
                 cell(&pull)
             ));
         }
@@ -1311,7 +1320,7 @@ mod tests {
             pull: None,
             error: None,
         };
-        assert!(alert("2026-W49", &[healthy_line.clone()], None).is_none());
+        assert!(alert("2026-W49", std::slice::from_ref(&healthy_line), None).is_none());
         let mut sick = healthy_line.clone();
         sick.repository = "Studio/B".into();
         sick.packages[0].problems = vec![
