@@ -33,6 +33,18 @@ fi
 grep -E '^(parity|SKIPPED|tree |[a-z-]+ +[0-9]+ +[0-9])' "$parity_log" >&2 || true
 rm -f "$parity_log"
 
+# Health end to end (fake GitHub, real Verdaccio), with what each run costs shown.
+echo "==> cargo test -p upm-publisher --test health (fix pull requests; GitHub requests per run)" >&2
+health_log="$(mktemp)"
+if ! cargo test --locked -p upm-publisher --test health -- --nocapture >"$health_log" 2>&1; then
+  cat "$health_log" >&2
+  rm -f "$health_log"
+  exit 1
+fi
+grep -E '^health GitHub requests' "$health_log" >&2 || true
+rm -f "$health_log"
+
 echo "==> cargo test -p upm-publisher" >&2
 cargo test --locked -p upm-publisher -- --skip the_tarball_holds_exactly_what_npm_packs --skip a_large_package_compresses_like_npms \
-  --skip random_trees_pack_like_npm
+  --skip random_trees_pack_like_npm \
+  --skip one_fix_pull_request_with_exactly_the_machine_fixes_and_a_quiet_rerun_writes_nothing

@@ -48,9 +48,17 @@ struct EntryFile {
     /// it; the worker does not).
     #[serde(default)]
     require_signed: bool,
+    /// `false` keeps the repository out of the weekly health check and its fix pull requests (the
+    /// publisher reads it; the worker does not). Default true.
+    #[serde(default = "yes")]
+    health: bool,
     /// Free text for the humans who edit the file; not read.
     #[serde(default, rename = "note")]
     _note: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +75,8 @@ pub struct Entry {
     pub status: Status,
     pub branch: Option<String>,
     pub require_signed: bool,
+    /// Checked by the weekly health run (`"health": false` opts out).
+    pub health: bool,
 }
 
 /// The parsed registry, keyed by the lower-cased `owner/name`.
@@ -105,6 +115,7 @@ impl Registry {
                 status: entry.status,
                 branch,
                 require_signed: entry.require_signed,
+                health: entry.health,
             };
             if let Some(previous) = entries.insert(key, entry) {
                 return Err(format!(
@@ -275,6 +286,27 @@ mod tests {
             registry.lookup(&name("Codertocat/Hello-World")),
             Lookup::Active(_)
         ));
+    }
+
+    #[test]
+    fn health_is_on_unless_an_entry_says_false() {
+        let registry = Registry::parse(
+            r#"{"repositories": [
+                {"url": "Studio/A", "status": "active"},
+                {"url": "Studio/B", "status": "active", "health": false}
+            ]}"#,
+        )
+        .unwrap();
+        let health: Vec<(&str, bool)> = registry
+            .entries()
+            .iter()
+            .map(|e| (e.repository.as_str(), e.health))
+            .collect();
+        assert_eq!(health, [("Studio/A", true), ("Studio/B", false)]);
+        let typo = Registry::parse(
+            r#"{"repositories": [{"url": "Studio/A", "status": "active", "health": "no"}]}"#,
+        );
+        assert!(typo.unwrap_err().contains("health"));
     }
 
     #[test]

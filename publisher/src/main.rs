@@ -8,6 +8,8 @@ mod checkout;
 mod discover;
 mod git;
 mod guid_index;
+mod health;
+mod health_run;
 mod job;
 mod model;
 mod notify;
@@ -78,6 +80,11 @@ enum Command {
     /// `UPM publish preview`.
     #[command(after_help = preview_command::AFTER_HELP)]
     Preview(preview_command::PreviewArgs),
+    /// Check every package on every registered publishing branch with the publish path's rules and
+    /// against the registry, and open one fix pull request per repository for what a machine can fix
+    /// (run weekly).
+    #[command(after_help = health_run::AFTER_HELP)]
+    Health(health_run::HealthArgs),
 }
 
 #[derive(Args)]
@@ -192,6 +199,7 @@ fn main() -> ExitCode {
         Command::Pack(args) => pack_dry_run(args),
         Command::Reconcile(args) => sweep::command(args),
         Command::Preview(args) => preview_command::command(args),
+        Command::Health(args) => health_run::command(args),
     }
 }
 

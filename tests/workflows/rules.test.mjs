@@ -173,7 +173,7 @@ test("runs-on honours the watchdog's github-hosted mark and nothing else; the ru
 });
 
 test("a timed-out step or job is still reported: step timeouts fit inside the job's", () => {
-  for (const [file, jobName] of [["handle-publish-request.yml", "publish"], ["reconcile.yml", "reconcile"], ["preview.yml", "preview"]]) {
+  for (const [file, jobName] of [["handle-publish-request.yml", "publish"], ["reconcile.yml", "reconcile"], ["preview.yml", "preview"], ["health.yml", "health"]]) {
     const job = workflow(file).jobs[jobName];
     const bounded = job.steps.filter((s) => s["timeout-minutes"]);
     assert.ok(bounded.some((s) => s.id === "fetch"), `${file}: the fetch (which may wait 15 minutes) has its own timeout`);
@@ -181,6 +181,7 @@ test("a timed-out step or job is still reported: step timeouts fit inside the jo
     assert.ok(sum < job["timeout-minutes"], `${file}: step timeouts (${sum} min) must fit inside the job's (${job["timeout-minutes"]})`);
   }
   assert.match(step(workflow("handle-publish-request.yml"), "Report a failed run").if, /cancelled\(\)/);
+  assert.match(step(workflow("health.yml"), "Report a failed run").if, /failure\(\) \|\| cancelled\(\)/);
 });
 
 test("reconcile names no repository in a token request, and scopes its reads to contents: read", () => {
@@ -230,4 +231,20 @@ test("the preview job never publishes: only the App's key reaches it, its token 
   // A newer head cancels the older head's preview.
   assert.equal(wf.concurrency["cancel-in-progress"], true);
   assert.match(wf.concurrency.group, /client_payload\.repository.*client_payload\.pull_request/);
+});
+
+test("health mints no token in the workflow, reads with read scopes and writes only its fix pull requests", () => {
+  const wf = workflow("health.yml");
+  assert.equal(steps(wf).filter((s) => s.uses?.startsWith("actions/create-github-app-token@")).length, 0,
+    "the CLI mints its tokens naming no repository: one uninstalled repository would refuse a token naming it");
+  const health = step(wf, "Health").env;
+  assert.equal(health.GITHUB_APP_TOKEN_PERMISSIONS, "contents:read,pull_requests:read");
+  assert.equal(health.GITHUB_TOKEN, undefined);
+  // Its writes are narrowed in the CLI to exactly these (publisher/src/health_run.rs).
+  const glue = readFileSync(join(ROOT, "publisher/src/health_run.rs"), "utf8");
+  assert.match(glue, /with_permissions\("contents:write,pull_requests:write"\)/);
+  const job = wf.jobs.health;
+  assert.deepEqual(job.permissions, { contents: "read", actions: "read", attestations: "read" });
+  assert.ok(on(wf).schedule?.length === 1 && on(wf).workflow_dispatch, "weekly, and by hand");
+  assert.equal(wf.concurrency["cancel-in-progress"], false);
 });

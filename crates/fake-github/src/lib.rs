@@ -10,6 +10,7 @@
 //! | `GET /repos/{o}/{r}/branches/{b}`, `GET …/git/ref/heads/{b}`, `POST …/git/refs`, `PATCH`/`DELETE …/git/refs/heads/{b}` | |
 //! | `GET …/commits/{ref}`, `GET …/git/commits/{sha}`, `GET …/git/trees/{sha-or-ref}[?recursive=1]`, `GET …/git/blobs/{sha}` | git object ids as git computes them for blobs |
 //! | `GET`/`PUT`/`DELETE …/contents/{path}` | a write is a commit; wrong or missing `sha` → 409/422 like GitHub |
+//! | `POST …/git/blobs`, `POST …/git/trees` (`base_tree`, entries by `content` or `sha`, `sha: null` deletes), `POST …/git/commits`, `PATCH …/pulls/{n}` | `git_data`: GitHub's git data API and pull request updates |
 //! | `GET`/`POST …/pulls` | 422 "A pull request already exists" for an open head→base |
 //! | `POST /graphql` `enablePullRequestAutoMerge` | refused when the repo disallows it or `auto_merge_refusal` is set |
 //! | `POST …/dispatches` | recorded (`dispatches`), ≤ 10 payload properties, payload < 64 KB |
@@ -33,6 +34,7 @@
 //! `Retry-After`, rate-limit headers and delays. Every request is recorded (`requests`).
 
 pub mod checks;
+pub mod git_data;
 pub mod routes;
 pub mod settings;
 pub mod state;

@@ -881,7 +881,7 @@ fn repo_json(repo: &Repo) -> Value {
     })
 }
 
-fn pull_json(repo: &Repo, pull: &Pull) -> Value {
+pub(crate) fn pull_json(repo: &Repo, pull: &Pull) -> Value {
     json!({
         "number": pull.number, "node_id": pull.node_id, "state": pull.state, "title": pull.title,
         "body": pull.body, "auto_merge": if pull.auto_merge { json!({"merge_method": "squash"}) } else { Value::Null },
@@ -930,6 +930,9 @@ fn repo_route(
     now: i64,
     raw: bool,
 ) -> Response {
+    if let Some(answer) = crate::git_data::route(repo, method, rest, body) {
+        return answer;
+    }
     match (method, rest) {
         ("GET", []) => Response::json(200, repo_json(repo)),
         ("GET", ["branches", branch @ ..]) => {

@@ -559,7 +559,7 @@ impl Repo {
     }
 
     /// Stores the tree for the directory `prefix` (and its subtrees) and returns its sha.
-    fn write_tree(&mut self, files: &BTreeMap<String, String>, prefix: &str) -> String {
+    pub(crate) fn write_tree(&mut self, files: &BTreeMap<String, String>, prefix: &str) -> String {
         let mut children: BTreeMap<String, TreeItem> = BTreeMap::new();
         let mut subdirs: Vec<String> = Vec::new();
         for (path, blob) in files {

@@ -57,6 +57,9 @@ pub struct TreeEntry {
     #[serde(rename = "type")]
     pub kind: String,
     pub sha: String,
+    /// A blob's size in bytes (GitHub lists it for blobs only).
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
 /// A file read through the contents API.
@@ -77,6 +80,9 @@ pub struct PullRequest {
     pub node_id: String,
     pub state: String,
     pub title: String,
+    /// `null` when the pull request has no description.
+    #[serde(default)]
+    pub body: Option<String>,
     pub head: PullBranch,
     pub base: PullBranch,
 }

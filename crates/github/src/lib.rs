@@ -20,6 +20,7 @@ pub mod checks;
 pub mod client;
 #[cfg(feature = "client")]
 pub mod error;
+pub mod git_data;
 #[cfg(feature = "client")]
 pub mod settings;
 
