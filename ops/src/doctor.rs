@@ -400,11 +400,13 @@ pub fn app_reach(reached: &[(String, Result<bool, String>)], app: bool) -> Vec<C
 // ---- the central repository's workflows -----------------------------------------------------------
 
 /// The central repository's workflows: `(file, whether a disabled one stops publishing)`.
-pub const WORKFLOWS: [(&str, bool); 6] = [
+pub const WORKFLOWS: [(&str, bool); 8] = [
     (watchdog::PUBLISH_WORKFLOW, true),
     (watchdog::BINARY_WORKFLOW, true),
     (watchdog::RECONCILE_WORKFLOW, false),
     ("deliveries-watch.yml", false),
+    ("preview.yml", false),
+    ("health.yml", false),
     ("deploy.yml", false),
     ("ci.yml", false),
 ];
@@ -446,11 +448,13 @@ pub fn workflows(default_branch: &str, listed: &[Workflow]) -> Vec<Check> {
 }
 
 /// The scheduled nets: `(file, longest quiet time in seconds)`. reconcile runs every 30 minutes (and
-/// the watchdog's default bound is 2 hours), the delivery watch hourly, the binary rebuild weekly.
-pub const SCHEDULES: [(&str, i64); 3] = [
+/// the watchdog's default bound is 2 hours), the delivery watch hourly, the binary rebuild and the
+/// health check weekly. `ops/tests/doctor.rs` checks this list against the files' `schedule`.
+pub const SCHEDULES: [(&str, i64); 4] = [
     (watchdog::RECONCILE_WORKFLOW, 2 * 3600),
     ("deliveries-watch.yml", 3 * 3600),
     (watchdog::BINARY_WORKFLOW, 8 * 86_400),
+    ("health.yml", 8 * 86_400),
 ];
 
 /// A scheduled workflow's newest run against its bound. GitHub drops scheduled runs at peak load and
@@ -710,7 +714,7 @@ pub struct Reads {
 use Kind::{Secret, Variable};
 use Need::{Optional, Recommended, Required};
 
-pub const READS: [Reads; 5] = [
+pub const READS: [Reads; 8] = [
     Reads {
         workflow: "handle-publish-request.yml",
         environment: Some("upm-publish"),
@@ -779,6 +783,35 @@ pub const READS: [Reads; 5] = [
         workflow: "publisher-binary.yml",
         environment: None,
         items: &[(Variable, "UPM_ATTESTATION", Optional)],
+    },
+    Reads {
+        workflow: "preview.yml",
+        environment: None,
+        items: &[
+            (Variable, "UPM_REGISTRY", Required),
+            (Variable, "UPM_APP_ID", Required),
+            (Secret, "UPM_APP_PRIVATE_KEY", Required),
+            (Variable, "UPM_ATTESTATION", Optional),
+        ],
+    },
+    Reads {
+        workflow: "health.yml",
+        environment: None,
+        items: &[
+            (Variable, "UPM_REGISTRY", Required),
+            (Variable, "UPM_APP_ID", Required),
+            (Secret, "UPM_APP_PRIVATE_KEY", Required),
+            (Secret, "DISCORD_WEBHOOK_URL", Recommended),
+            (Variable, "DISCORD_THREAD_ID", Optional),
+            (Variable, "UPM_APP_INSTALLATION_ID", Optional),
+            (Variable, "UPM_ATTESTATION", Optional),
+            (Secret, "UPM_REGISTRY_READ_TOKEN", Optional),
+        ],
+    },
+    Reads {
+        workflow: "ci.yml",
+        environment: None,
+        items: &[],
     },
 ];
 

@@ -86,6 +86,7 @@ fn healthy(worker: &str) -> State {
         run("publisher-binary.yml", "push", 3600, &head, 1),
         run("reconcile.yml", "schedule", 600, &head, 2),
         run("deliveries-watch.yml", "schedule", 1200, &head, 3),
+        run("health.yml", "schedule", 2 * 86_400, &head, 4),
     ];
     let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     central.variables = [
@@ -373,10 +374,29 @@ fn a_healthy_deployment_passes_and_each_broken_condition_fails_its_own_line() {
             .secrets
             .push("UPM_APP_PRIVATE_KEY".into());
     }
-    fails_alone(
-        &world,
-        "settings for reconcile.yml",
-        "only in environment upm-publish",
+    // Every job without the environment loses it: reconcile, the preview, the health check.
+    fails_alone(&world, "settings for", "only in environment upm-publish");
+    let (_, checks, _) = world.doctor();
+    for workflow in [
+        "reconcile.yml",
+        "preview.yml",
+        "health.yml",
+        "deliveries-watch.yml",
+    ] {
+        let expected = if workflow == "deliveries-watch.yml" {
+            "warn"
+        } else {
+            "fail"
+        };
+        assert_eq!(
+            level(&checks, &format!("settings for {workflow}"), "upm-publish"),
+            expected,
+            "{workflow}"
+        );
+    }
+    assert_eq!(
+        level(&checks, "settings for handle-publish-request.yml", ""),
+        "ok"
     );
     {
         let mut state = world.central();
@@ -457,10 +477,51 @@ fn offline_it_says_once_that_github_cannot_be_reached() {
 }
 
 /// Every `secrets.X` / `vars.X` a workflow reads is in `doctor::READS` for that workflow, and nothing
-/// else is: the pre-flight checks what the files really read.
+/// else is; every workflow file is in `READS` and `WORKFLOWS`, and every scheduled one in `SCHEDULES`:
+/// the pre-flight checks what the files really are.
 #[test]
 fn the_settings_table_is_the_workflows_own() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<String> = std::fs::read_dir(root.join(".github/workflows"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yml"))
+        .collect();
+    files.sort();
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
+    assert_eq!(
+        files,
+        sorted(READS.iter().map(|r| r.workflow.to_string()).collect()),
+        "READS"
+    );
+    assert_eq!(
+        files,
+        sorted(WORKFLOWS.iter().map(|(f, _)| f.to_string()).collect()),
+        "WORKFLOWS"
+    );
+    let scheduled: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(root.join(".github/workflows").join(f))
+                .unwrap()
+                .lines()
+                .any(|l| l.trim_start().starts_with("- cron:"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        scheduled,
+        sorted(
+            upm_ops::doctor::SCHEDULES
+                .iter()
+                .map(|(f, _)| f.to_string())
+                .collect()
+        ),
+        "SCHEDULES"
+    );
     for reads in READS {
         let text =
             std::fs::read_to_string(root.join(".github/workflows").join(reads.workflow)).unwrap();
