@@ -11,14 +11,15 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, payload)) = data.split_first() else {
         return;
     };
-    let event = match selector % 4 {
+    let event = match selector % 5 {
         0 => "push",
         1 => "ping",
         2 => "issues",
+        3 => "pull_request",
         _ => "",
     };
     match classify(Some(event), payload) {
-        Ok(Event::Push(_)) | Ok(Event::Ping) => {
+        Ok(Event::Push(_)) | Ok(Event::Ping) | Ok(Event::PullRequest(_)) => {
             let text = std::str::from_utf8(payload).expect("accepted payloads are UTF-8");
             assert!(
                 text.trim_start().starts_with('{') && text.trim_end().ends_with('}'),
