@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use upm_github::api::NewPullRequest;
 use upm_github::git_data::TreeChange;
-use upm_github::{ClientConfig, Credentials, Error as GitHubError, GitHub, Secret as GitHubSecret};
+use upm_github::{Credentials, Error as GitHubError, GitHub, Secret as GitHubSecret};
 
 use crate::assets;
 use crate::discover::{classify, Shape};
@@ -676,27 +676,8 @@ Exit status:
 
 #[derive(clap::Args)]
 pub struct HealthArgs {
-    /// The registry file listing the repositories (the worker's format); `"health": false` opts out.
-    #[arg(
-        long,
-        env = "UPM_REGISTRY_FILE",
-        value_name = "FILE",
-        default_value = "config/repositories.json"
-    )]
-    registry_file: PathBuf,
-
-    /// The npm registry's base URL.
-    #[arg(long, env = "UPM_REGISTRY", value_name = "URL")]
-    registry: String,
-
-    /// GitHub's REST API (Actions sets GITHUB_API_URL).
-    #[arg(
-        long,
-        env = "GITHUB_API_URL",
-        value_name = "URL",
-        default_value = "https://api.github.com"
-    )]
-    github_api: String,
+    #[command(flatten)]
+    sources: crate::sweep::Sources,
 
     /// The organization whose App installation reads the repositories (the central repository's
     /// owner; Actions sets GITHUB_REPOSITORY_OWNER).
@@ -735,14 +716,6 @@ pub struct HealthArgs {
     #[arg(long, env = "UPM_JOBS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
 
-    /// Attempts per registry or Discord request.
-    #[arg(long, env = "UPM_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
-    attempts: u32,
-
-    /// Timeout of one HTTP request, in seconds.
-    #[arg(long, env = "UPM_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
-    timeout: u64,
-
     /// Unix time the run counts as "now" (the week it belongs to); default: the clock.
     #[arg(long, env = "UPM_HEALTH_NOW", hide = true)]
     now: Option<u64>,
@@ -752,26 +725,24 @@ const PROGRAM: &str = "upm-publisher health";
 const STATE_FILE: &str = "health.json";
 const ETAGS_FILE: &str = "etags.json";
 
-fn client(api: &str, credentials: Credentials, timeout: u64) -> Result<GitHub, String> {
-    let mut config = ClientConfig::new(api);
-    config.timeout = Duration::from_secs(timeout);
-    GitHub::new(config, credentials)
-}
-
 pub fn command(args: HealthArgs) -> ExitCode {
     let started = Instant::now();
     let usage = |message: String| {
         eprintln!("{PROGRAM}: {message}");
         ExitCode::from(2)
     };
-    let targets = match fs::read_to_string(&args.registry_file)
+    let targets = match fs::read_to_string(&args.sources.registry_file)
         .map_err(|e| e.to_string())
         .and_then(|text| health::targets(&text))
     {
         Ok(t) => t,
-        Err(e) => return usage(format!("{}: {e}", args.registry_file.display())),
+        Err(e) => return usage(format!("{}: {e}", args.sources.registry_file.display())),
     };
-    let (registry, policy) = match job::registry(&args.registry, args.attempts, args.timeout) {
+    let (registry, policy) = match job::registry(
+        &args.sources.registry,
+        args.sources.attempts,
+        args.sources.timeout,
+    ) {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
@@ -797,9 +768,9 @@ pub fn command(args: HealthArgs) -> ExitCode {
     };
     let clients = (|| {
         Ok::<_, String>((
-            client(&args.github_api, reads.clone(), args.timeout)?,
-            client(&args.github_api, reads, args.timeout)?,
-            client(&args.github_api, writes, args.timeout)?,
+            args.sources.github(reads.clone())?,
+            args.sources.github(reads)?,
+            args.sources.github(writes)?,
         ))
     })();
     let (heads, objects, writer) = match clients {
@@ -854,7 +825,7 @@ pub fn command(args: HealthArgs) -> ExitCode {
     let how = Notification {
         thread_id: args.discord_thread_id.as_deref(),
         policy: &policy,
-        timeout: args.timeout,
+        timeout: args.sources.timeout,
         dry_run: args.dry_run,
         program: PROGRAM,
     };

@@ -298,27 +298,8 @@ Exit status:
 
 #[derive(clap::Args)]
 pub struct ReconcileArgs {
-    /// The registry file listing the repositories (the worker's format).
-    #[arg(
-        long,
-        env = "UPM_REGISTRY_FILE",
-        value_name = "FILE",
-        default_value = "config/repositories.json"
-    )]
-    registry_file: PathBuf,
-
-    /// The npm registry's base URL.
-    #[arg(long, env = "UPM_REGISTRY", value_name = "URL")]
-    registry: String,
-
-    /// GitHub's REST API (Actions sets GITHUB_API_URL).
-    #[arg(
-        long,
-        env = "GITHUB_API_URL",
-        value_name = "URL",
-        default_value = "https://api.github.com"
-    )]
-    github_api: String,
+    #[command(flatten)]
+    sources: Sources,
 
     /// The central repository that receives `package_publish` (Actions sets GITHUB_REPOSITORY).
     #[arg(long, env = "UPM_DISPATCH_REPO", value_name = "OWNER/NAME")]
@@ -347,26 +328,56 @@ pub struct ReconcileArgs {
     /// Post into this thread of the webhook's channel.
     #[arg(long, env = "DISCORD_THREAD_ID", value_name = "ID")]
     discord_thread_id: Option<String>,
+}
+
+/// What the sweeps over every registered repository (reconcile, health) read, and how hard they try.
+#[derive(clap::Args)]
+pub struct Sources {
+    /// The registry file listing the repositories (the worker's format; health skips an entry with
+    /// `"health": false`).
+    #[arg(
+        long,
+        env = "UPM_REGISTRY_FILE",
+        value_name = "FILE",
+        default_value = "config/repositories.json"
+    )]
+    pub registry_file: PathBuf,
+
+    /// The npm registry's base URL.
+    #[arg(long, env = "UPM_REGISTRY", value_name = "URL")]
+    pub registry: String,
+
+    /// GitHub's REST API (Actions sets GITHUB_API_URL).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        value_name = "URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api: String,
 
     /// Attempts per registry or Discord request.
     #[arg(long, env = "UPM_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
-    attempts: u32,
+    pub attempts: u32,
 
     /// Timeout of one HTTP request, in seconds.
     #[arg(long, env = "UPM_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
-    timeout: u64,
+    pub timeout: u64,
+}
+
+impl Sources {
+    /// A GitHub client for `credentials`, with this sweep's request timeout.
+    pub fn github(&self, credentials: Credentials) -> Result<GitHub, String> {
+        let mut config = ClientConfig::new(&self.github_api);
+        config.timeout = Duration::from_secs(self.timeout);
+        GitHub::new(config, credentials)
+    }
 }
 
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn client(api: &str, credentials: Credentials, timeout: u64) -> Result<GitHub, String> {
-    let mut config = ClientConfig::new(api);
-    config.timeout = Duration::from_secs(timeout);
-    GitHub::new(config, credentials)
 }
 
 fn read_state(dir: &Path) -> State {
@@ -395,15 +406,19 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         Some((owner, name)) if !owner.is_empty() && !name.is_empty() => owner.to_string(),
         _ => return usage(format!("{:?} is not owner/name", args.dispatch_repo)),
     };
-    let registry_text = match fs::read_to_string(&args.registry_file) {
+    let registry_text = match fs::read_to_string(&args.sources.registry_file) {
         Ok(text) => text,
-        Err(e) => return usage(format!("{}: {e}", args.registry_file.display())),
+        Err(e) => return usage(format!("{}: {e}", args.sources.registry_file.display())),
     };
     let targets = match active_targets(&registry_text) {
         Ok(t) => t,
-        Err(e) => return usage(format!("{}: {e}", args.registry_file.display())),
+        Err(e) => return usage(format!("{}: {e}", args.sources.registry_file.display())),
     };
-    let (registry, policy) = match job::registry(&args.registry, args.attempts, args.timeout) {
+    let (registry, policy) = match job::registry(
+        &args.sources.registry,
+        args.sources.attempts,
+        args.sources.timeout,
+    ) {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
@@ -419,9 +434,9 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
     };
     let clients = (|| {
         Ok::<_, String>((
-            client(&args.github_api, reads.clone(), args.timeout)?,
-            client(&args.github_api, reads, args.timeout)?,
-            client(&args.github_api, dispatch_credentials, args.timeout)?,
+            args.sources.github(reads.clone())?,
+            args.sources.github(reads)?,
+            args.sources.github(dispatch_credentials)?,
         ))
     })();
     let (heads, objects, dispatcher) = match clients {
@@ -484,7 +499,7 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
     let how = Notification {
         thread_id: args.discord_thread_id.as_deref(),
         policy: &policy,
-        timeout: args.timeout,
+        timeout: args.sources.timeout,
         dry_run: args.dry_run,
         program: PROGRAM,
     };
