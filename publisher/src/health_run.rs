@@ -766,14 +766,7 @@ pub fn command(args: HealthArgs) -> ExitCode {
             other => other.clone(),
         },
     };
-    let clients = (|| {
-        Ok::<_, String>((
-            args.sources.github(reads.clone())?,
-            args.sources.github(reads)?,
-            args.sources.github(writes)?,
-        ))
-    })();
-    let (heads, objects, writer) = match clients {
+    let (heads, objects, writer) = match args.sources.clients(reads, writes) {
         Ok(c) => c,
         Err(e) => return usage(e),
     };

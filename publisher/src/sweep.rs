@@ -367,10 +367,24 @@ pub struct Sources {
 
 impl Sources {
     /// A GitHub client for `credentials`, with this sweep's request timeout.
-    pub fn github(&self, credentials: Credentials) -> Result<GitHub, String> {
+    fn github(&self, credentials: Credentials) -> Result<GitHub, String> {
         let mut config = ClientConfig::new(&self.github_api);
         config.timeout = Duration::from_secs(self.timeout);
         GitHub::new(config, credentials)
+    }
+
+    /// The three clients of a sweep: heads (its ETag cache is the one kept between runs), objects
+    /// (trees and blobs, whose answers never change), and the writer.
+    pub fn clients(
+        &self,
+        reads: Credentials,
+        writes: Credentials,
+    ) -> Result<(GitHub, GitHub, GitHub), String> {
+        Ok((
+            self.github(reads.clone())?,
+            self.github(reads)?,
+            self.github(writes)?,
+        ))
     }
 }
 
@@ -432,14 +446,7 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         }
         _ => reads.clone(),
     };
-    let clients = (|| {
-        Ok::<_, String>((
-            args.sources.github(reads.clone())?,
-            args.sources.github(reads)?,
-            args.sources.github(dispatch_credentials)?,
-        ))
-    })();
-    let (heads, objects, dispatcher) = match clients {
+    let (heads, objects, dispatcher) = match args.sources.clients(reads, dispatch_credentials) {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
