@@ -238,22 +238,7 @@ impl<'a, P: Platform> Relay<'a, P> {
             (registry, Some(records))
         };
         let registry = registry?;
-        let entry = match registry.lookup(&candidate.repository) {
-            Lookup::Active(entry) => entry,
-            Lookup::Inactive(status) => {
-                return Err(Stop::ignored(format!(
-                    "{} is {} in the registry",
-                    candidate.repository,
-                    status.as_str()
-                )))
-            }
-            Lookup::NotRegistered => {
-                return Err(Stop::ignored(format!(
-                    "{} is not in the registry ({})",
-                    candidate.repository, self.config.registry_path
-                )))
-            }
-        };
+        let entry = self.active_entry(&registry, &candidate.repository)?;
         let publish = filter::on_branch(candidate, entry.branch.as_deref())?;
         let _in_flight = self.claim(&keys, &delivery)?;
         let records = match early_records {
@@ -278,6 +263,26 @@ impl<'a, P: Platform> Relay<'a, P> {
             }
         }
         result.map(|(stop, _)| stop)
+    }
+
+    /// The registry entry of an active repository. An inactive or unregistered one is answered 200
+    /// ignored with the reason, for pushes and pull requests alike.
+    fn active_entry<'r>(
+        &self,
+        registry: &'r registry::Registry,
+        repository: &RepoName,
+    ) -> Result<&'r registry::Entry, Stop> {
+        match registry.lookup(repository) {
+            Lookup::Active(entry) => Ok(entry),
+            Lookup::Inactive(status) => Err(Stop::ignored(format!(
+                "{repository} is {} in the registry",
+                status.as_str()
+            ))),
+            Lookup::NotRegistered => Err(Stop::ignored(format!(
+                "{repository} is not in the registry ({})",
+                self.config.registry_path
+            ))),
+        }
     }
 
     /// Refuses a delivery or push that this isolate dispatched lately or that is in flight here;
@@ -370,22 +375,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         facts.commit_sha = Some(read::truncate_for_message(&event.pull_request.head.sha));
         let candidate = preview::candidate(event)?;
         let registry = self.registry_tiers().read(central, notes).await?;
-        let entry = match registry.lookup(&candidate.repository) {
-            Lookup::Active(entry) => entry,
-            Lookup::Inactive(status) => {
-                return Err(Stop::ignored(format!(
-                    "{} is {} in the registry",
-                    candidate.repository,
-                    status.as_str()
-                )))
-            }
-            Lookup::NotRegistered => {
-                return Err(Stop::ignored(format!(
-                    "{} is not in the registry ({})",
-                    candidate.repository, self.config.registry_path
-                )))
-            }
-        };
+        let entry = self.active_entry(&registry, &candidate.repository)?;
         let preview = preview::on_base(candidate, entry.branch.as_deref())?;
         let keys = [
             dedup::key(delivery),
