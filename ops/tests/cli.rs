@@ -1038,16 +1038,7 @@ fn status_shows_unpublished_bumps_and_dispatchers() {
 fn a_github_app_from_the_environment() {
     let key = include_str!("../../crates/github/tests/keys/app-pkcs1.pem");
     let mut state = registry_state();
-    state.app = Some(upm_fake_github::state::App {
-        app_id: "4242".into(),
-        key_pem: key.into(),
-        installations: [("studio".to_string(), 77u64)].into(),
-        token_ttl_secs: 3600,
-        minted: Vec::new(),
-        minted_permissions: Vec::new(),
-        permissions: Default::default(),
-        repositories: None,
-    });
+    state.app = Some(upm_fake_github::state::App::new("4242", key, "studio", 77));
     let mut world = World::new(state, REGISTRY);
     world.fake.state().tokens.clear();
     world.env.push(("GITHUB_APP_ID".into(), "4242".into()));

@@ -46,17 +46,11 @@ fn run(workflow: &str, event: &str, age_secs: i64, head_sha: &str, id: u64) -> W
 fn healthy(worker: &str) -> State {
     let mut state = State {
         app: Some(App {
-            app_id: "4242".into(),
-            key_pem: KEY.into(),
-            installations: [("studio".to_string(), 77u64)].into(),
-            token_ttl_secs: 3600,
-            minted: Vec::new(),
-            minted_permissions: Vec::new(),
             permissions: PERMISSIONS
                 .iter()
                 .map(|p| (p.name.to_string(), p.level.to_string()))
                 .collect(),
-            repositories: None,
+            ..App::new("4242", KEY, "Studio", 77)
         }),
         ..State::default()
     };

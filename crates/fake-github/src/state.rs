@@ -125,6 +125,21 @@ pub struct App {
 }
 
 impl App {
+    /// An App installed on `org` (installation `installation_id`, all repositories), whose tokens live
+    /// an hour, with no permissions listed.
+    pub fn new(app_id: &str, key_pem: &str, org: &str, installation_id: u64) -> App {
+        App {
+            app_id: app_id.to_string(),
+            key_pem: key_pem.to_string(),
+            installations: [(org.to_ascii_lowercase(), installation_id)].into(),
+            token_ttl_secs: default_token_ttl(),
+            minted: Vec::new(),
+            minted_permissions: Vec::new(),
+            permissions: BTreeMap::new(),
+            repositories: None,
+        }
+    }
+
     /// Whether the installation reaches `full_name`.
     pub fn reaches(&self, full_name: &str) -> bool {
         self.repositories.as_ref().is_none_or(|list| {

@@ -19,16 +19,7 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 fn fake() -> FakeGitHub {
     let mut state = State {
         tokens: vec![PAT.into()],
-        app: Some(App {
-            app_id: "4242".into(),
-            key_pem: KEY_PKCS8.into(),
-            installations: [("studio".to_string(), 77u64)].into(),
-            token_ttl_secs: 3600,
-            minted: Vec::new(),
-            minted_permissions: Vec::new(),
-            permissions: Default::default(),
-            repositories: None,
-        }),
+        app: Some(App::new("4242", KEY_PKCS8, "studio", 77)),
         ..State::default()
     };
     state.add_repo("Studio/Core", "main");

@@ -540,14 +540,8 @@ fn workflow_runs_since() {
 fn app_fake(ttl: i64) -> FakeGitHub {
     let mut state = State {
         app: Some(App {
-            app_id: "4242".into(),
-            key_pem: KEY_PKCS8.into(),
-            installations: [("studio".to_string(), 77u64)].into(),
             token_ttl_secs: ttl,
-            minted: Vec::new(),
-            minted_permissions: Vec::new(),
-            permissions: Default::default(),
-            repositories: None,
+            ..App::new("4242", KEY_PKCS8, "studio", 77)
         }),
         ..State::default()
     };
