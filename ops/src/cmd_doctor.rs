@@ -196,28 +196,56 @@ fn github_checks(context: &Context, options: &Options, checks: &mut Vec<Check>) 
         .repo_variable(central, "PUBLISH_RUNNER")
         .ok()
         .flatten();
-    let runners: Result<Vec<Runner>, String> = if publish_runner.is_some() {
-        let repo_runners = github.get_all::<Runner>(
-            &format!("/repos/{central}/actions/runners?per_page=100"),
-            Some("runners"),
-            1_000,
-        );
-        let org_runners = github.get_all::<Runner>(
-            &format!("/orgs/{owner}/actions/runners?per_page=100"),
-            Some("runners"),
-            1_000,
-        );
-        match (repo_runners, org_runners) {
-            (Ok(mut a), Ok(b)) => {
-                a.extend(b);
-                Ok(a)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+    if let Some(labels) = doctor::self_hosted_labels(publish_runner.as_deref()) {
+        let listed = |path: &str| {
+            github
+                .get_all::<Runner>(path, Some("runners"), 1_000)
+                .map_err(|e| e.to_string())
+        };
+        let repo_runners = listed(&format!("/repos/{central}/actions/runners?per_page=100"));
+        let org_runners = listed(&format!("/orgs/{owner}/actions/runners?per_page=100"));
+        let all = match (&repo_runners, &org_runners) {
+            (Ok(a), Ok(b)) => Ok(a.iter().chain(b).cloned().collect()),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        let runners = doctor::runners(publish_runner.as_deref(), &all);
+        let alive = runners.level == doctor::Level::Ok;
+        checks.push(runners);
+        // Only when a runner with the labels is online: is it one GitHub would give the job to?
+        if alive {
+            let name = central.split('/').nth(1).unwrap_or(central);
+            let groups = github
+                .runner_groups_for(&owner, name)
+                .map_err(|e| e.to_string())
+                .and_then(|groups| {
+                    groups
+                        .into_iter()
+                        .map(|g| {
+                            let path = format!(
+                                "/orgs/{owner}/actions/runner-groups/{}/runners?per_page=100",
+                                g.id
+                            );
+                            Ok(doctor::Group {
+                                runners: listed(&path)?,
+                                name: g.name,
+                                allows_public_repositories: g.allows_public_repositories,
+                                restricted_to_workflows: g.restricted_to_workflows,
+                                selected_workflows: g.selected_workflows,
+                            })
+                        })
+                        .collect()
+                });
+            checks.push(doctor::runner_groups(
+                &labels,
+                repo_runners.as_deref().unwrap_or(&[]),
+                &groups,
+                central,
+                repository.private,
+            ));
         }
     } else {
-        Ok(Vec::new())
-    };
-    checks.push(doctor::runners(publish_runner.as_deref(), &runners));
+        checks.push(doctor::runners(publish_runner.as_deref(), &Ok(Vec::new())));
+    }
 
     match context.hook() {
         Ok((org, hook_id)) => {

@@ -574,6 +574,110 @@ pub fn runners(variable: Option<&str>, listed: &Result<Vec<Runner>, String>) -> 
     }
 }
 
+/// An organization runner group the central repository may use, with its runners.
+pub struct Group {
+    pub name: String,
+    pub allows_public_repositories: bool,
+    pub restricted_to_workflows: bool,
+    pub selected_workflows: Vec<String>,
+    pub runners: Vec<Runner>,
+}
+
+/// The labels `vars.PUBLISH_RUNNER` asks for, when they name self-hosted runners.
+pub fn self_hosted_labels(variable: Option<&str>) -> Option<Vec<String>> {
+    let labels: Vec<String> = match serde_json::from_str::<serde_json::Value>(variable?).ok()? {
+        serde_json::Value::String(label) => vec![label],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => return None,
+    };
+    labels
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case(watchdog::SELF_HOSTED))
+        .then_some(labels)
+}
+
+/// Whether a runner GitHub would give the publish job to exists: a repository runner with the labels,
+/// or an organization runner with them in a group that serves this repository. GitHub: a group's
+/// repository access ("visible_to_repository"), "Allow public repositories" (off by default), and
+/// "Selected workflows" ("owner/repo/.github/workflows/file.yml@ref") each keep a runner from a job.
+pub fn runner_groups(
+    labels: &[String],
+    repository_runners: &[Runner],
+    groups: &Result<Vec<Group>, String>,
+    central: &str,
+    private: bool,
+) -> Check {
+    const NAME: &str = "runner group";
+    if watchdog::pool_alive(repository_runners, labels) {
+        return Check::ok(
+            NAME,
+            "a runner of the central repository itself has the labels",
+        );
+    }
+    let groups = match groups {
+        Ok(groups) => groups,
+        Err(e) => {
+            return Check::warn(
+                NAME,
+                format!("the runner groups could not be read: {e}"),
+                "grant Self-hosted runners: read",
+            )
+        }
+    };
+    let workflow = format!(
+        "{}/.github/workflows/{}@",
+        central.to_ascii_lowercase(),
+        watchdog::PUBLISH_WORKFLOW
+    );
+    let mut blocked = Vec::new();
+    for group in groups
+        .iter()
+        .filter(|g| watchdog::pool_alive(&g.runners, labels))
+    {
+        let public_refused = !private && !group.allows_public_repositories;
+        let workflow_refused = group.restricted_to_workflows
+            && !group
+                .selected_workflows
+                .iter()
+                .any(|w| w.to_ascii_lowercase().starts_with(&workflow));
+        if !public_refused && !workflow_refused {
+            return Check::ok(
+                NAME,
+                format!("\"{}\" serves {central} with an online runner", group.name),
+            );
+        }
+        if public_refused {
+            blocked.push(format!(
+                "\"{}\" does not allow public repositories",
+                group.name
+            ));
+        }
+        if workflow_refused {
+            blocked.push(format!(
+                "\"{}\" runs only other workflows than {}",
+                group.name,
+                watchdog::PUBLISH_WORKFLOW
+            ));
+        }
+    }
+    if blocked.is_empty() {
+        Check::fail(
+            NAME,
+            format!("no runner group {central} may use has an online runner with {labels:?}: the publish job waits queued"),
+            "Organization settings → Actions → Runner groups: give the runners' group access to the central repository",
+        )
+    } else {
+        Check::fail(
+            NAME,
+            format!("{}: the publish job waits queued", blocked.join("; ")),
+            "Organization settings → Actions → Runner groups: allow public repositories, or add the publish workflow",
+        )
+    }
+}
+
 // ---- the registry and Discord -------------------------------------------------------------------
 
 /// `GET {registry}/-/ping`, then `GET {registry}/-/whoami` with the publish token (npm's "who am I":
@@ -1180,6 +1284,42 @@ mod tests {
         let alive = Ok(vec![runner("online", &["self-hosted", "Linux", "x64"])]);
         assert_eq!(runners(labels, &alive).level, Level::Ok);
         assert_eq!(runners(labels, &Err("403".into())).level, Level::Warn);
+
+        let wanted = self_hosted_labels(labels).unwrap();
+        assert_eq!(self_hosted_labels(Some("\"ubuntu-24.04\"")), None);
+        let group = |public: bool, restricted: bool, workflows: &[&str]| Group {
+            name: "Builders".into(),
+            allows_public_repositories: public,
+            restricted_to_workflows: restricted,
+            selected_workflows: workflows.iter().map(|w| w.to_string()).collect(),
+            runners: vec![runner("online", &["self-hosted", "linux"])],
+        };
+        let central = "Studio/Central";
+        let check = |groups: Vec<Group>, private: bool| {
+            runner_groups(&wanted, &[], &Ok(groups), central, private)
+        };
+        assert_eq!(check(vec![group(true, false, &[])], false).level, Level::Ok);
+        let public = check(vec![group(false, false, &[])], false);
+        assert_eq!(public.level, Level::Fail);
+        assert!(public.detail.contains("does not allow public repositories"));
+        assert_eq!(check(vec![group(false, false, &[])], true).level, Level::Ok);
+        let elsewhere = ["Studio/Other/.github/workflows/build.yml@main"];
+        assert_eq!(
+            check(vec![group(true, true, &elsewhere)], false).level,
+            Level::Fail
+        );
+        let ours =
+            ["studio/central/.github/workflows/handle-publish-request.yml@refs/heads/master"];
+        assert_eq!(
+            check(vec![group(true, true, &ours)], false).level,
+            Level::Ok
+        );
+        assert_eq!(check(Vec::new(), false).level, Level::Fail);
+        let own = [runner("online", &["self-hosted", "linux"])];
+        assert_eq!(
+            runner_groups(&wanted, &own, &Err("403".into()), central, false).level,
+            Level::Ok
+        );
     }
 
     #[test]

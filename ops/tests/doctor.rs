@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use support::{upm, Server, Verdaccio};
 use upm_fake_github::state::{
-    App, Delivery, Environment, HookConfig, SelfHostedRunner, State, Workflow, WorkflowRun,
+    App, Delivery, Environment, HookConfig, RunnerGroup, SelfHostedRunner, State, Workflow,
+    WorkflowRun,
 };
 use upm_fake_github::FakeGitHub;
 use upm_github::deliveries::format_rfc3339_utc;
@@ -121,7 +122,18 @@ fn healthy(worker: &str) -> State {
         status: "online".into(),
         labels: names(&["self-hosted", "linux", "x64"]),
         org: Some("Studio".into()),
+        runner_group_id: Some(7),
         ..SelfHostedRunner::default()
+    }];
+    // The central repository is public: its runners' group must allow public repositories (GitHub's
+    // default group does not).
+    state.runner_groups = vec![RunnerGroup {
+        id: 7,
+        org: "Studio".into(),
+        name: "Studio builders".into(),
+        visibility: "all".into(),
+        allows_public_repositories: true,
+        ..RunnerGroup::default()
     }];
     let hook = state.hook_mut("Studio", 42);
     hook.config = HookConfig {
@@ -355,6 +367,18 @@ fn a_healthy_deployment_passes_and_each_broken_condition_fails_its_own_line() {
     world.central().runners[0].status = "offline".into();
     fails_alone(&world, "runners", "24 h");
     world.central().runners[0].status = "online".into();
+    // Online, but in GitHub's default group, which does not serve public repositories; then in a
+    // group whose repository access leaves the central repository out.
+    world.central().runners[0].runner_group_id = None;
+    fails_alone(
+        &world,
+        "runner group",
+        "\"Default\" does not allow public repositories",
+    );
+    world.central().runners[0].runner_group_id = Some(7);
+    world.central().runner_groups[0].visibility = "selected".into();
+    fails_alone(&world, "runner group", "no runner group");
+    world.central().runner_groups[0].visibility = "all".into();
 
     // The App's key kept only in the publish environment: reconcile and the delivery watch cannot see it.
     {

@@ -24,6 +24,7 @@
 //! | `GET /repos/{o}/{r}/actions/runners`, `GET /orgs/{org}/actions/runners` | `status`, `busy`, `labels[]` objects |
 //! | `GET /orgs/{org}/installation`, `GET /repos/{o}/{r}/installation`, `POST /app/installations/{id}/access_tokens` | JWT verified (RS256, iss, exp); `permissions`, `repository_selection`; 404 for a repository the installation does not include (`App::repositories`); a token naming one is refused whole (422), as is one naming more than 500 |
 //! | `GET /repos/{o}/{r}/pulls` | pages of 30 by default, at most 100, `Link: next` |
+//! | `GET /orgs/{org}/actions/runner-groups[?visible_to_repository=]`, `GET …/runner-groups/{id}/runners` | a default group (id 1, public repositories not allowed) unless the state sets one; a runner without a group is in it |
 //! | `GET /orgs/{org}/hooks/{id}` | `active`, `events`, `config.url`, `config.content_type` |
 //! | `GET …/actions/variables[/{name}]`, `GET …/actions/secrets`, `GET …/environments/{env}/secrets|variables`, `GET /orgs/{org}/actions/secrets|variables[/{name}/repositories]` | secret names only; variables page at most 30; organization items with `visibility` |
 //! | `POST …/check-runs`, `PATCH`/`GET …/check-runs/{id}`, `GET …/check-runs/{id}/annotations`, `GET …/commits/{ref}/check-runs` | App tokens only (403), 422 past 50 annotations a request or a 65535-character summary, or `completed` without a `conclusion`; annotations appended per update (`checks`) |

@@ -727,7 +727,7 @@ fn workflow_dispatch(
 }
 
 /// "List self-hosted runners": labels as objects, as GitHub lists them.
-fn runners_json(runners: &[&SelfHostedRunner]) -> Response {
+pub(crate) fn runners_json(runners: &[&SelfHostedRunner]) -> Response {
     let list: Vec<Value> = runners
         .iter()
         .map(|r| {

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use crate::routes::{not_found, page_params, paged, Response};
-use crate::state::{OrgItem, Repo, State};
+use crate::routes::{not_found, page_params, paged, query_param, runners_json, Response};
+use crate::state::{OrgItem, Repo, RunnerGroup, SelfHostedRunner, State};
 
 /// Whether `segs` is one of the endpoints this module answers (GET only).
 pub fn serves(segs: &[&str]) -> bool {
@@ -22,6 +22,8 @@ pub fn serves(segs: &[&str]) -> bool {
                 _,
                 "repositories"
             ]
+            | ["orgs", _, "actions", "runner-groups"]
+            | ["orgs", _, "actions", "runner-groups", _, "runners"]
             | ["repos", _, _, "actions", "secrets" | "variables"]
             | ["repos", _, _, "actions", "variables", _]
             | ["repos", _, _, "environments", _, "secrets" | "variables"]
@@ -132,8 +134,92 @@ pub fn route(state: &State, segs: &[&str], query: &str) -> Response {
                 repo_items(repo, kind, Some(environment)),
             )
         }
+        ["orgs", org, "actions", "runner-groups"] => {
+            // "visible_to_repository: Only return runner groups that are allowed to be used by this
+            // repository" (a repository name of the organization).
+            let visible_to = query_param(query, "visible_to_repository");
+            let list: Vec<Value> = runner_groups(state, org)
+                .into_iter()
+                .filter(|g| match &visible_to {
+                    None => true,
+                    Some(name) => state
+                        .repo(&format!("{org}/{name}"))
+                        .is_some_and(|repo| group_serves(g, &repo.full_name, repo.private)),
+                })
+                .map(|g| runner_group_json(org, &g))
+                .collect();
+            Response::json(
+                200,
+                json!({ "total_count": list.len(), "runner_groups": list }),
+            )
+        }
+        ["orgs", org, "actions", "runner-groups", id, "runners"] => {
+            let groups = runner_groups(state, org);
+            let Some(group) = groups.iter().find(|g| g.id.to_string() == *id) else {
+                return not_found();
+            };
+            let default_id = groups.iter().find(|g| g.default).map(|g| g.id);
+            let runners: Vec<&SelfHostedRunner> = state
+                .runners
+                .iter()
+                .filter(|r| {
+                    r.org
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case(org))
+                })
+                .filter(|r| r.runner_group_id.or(default_id) == Some(group.id))
+                .collect();
+            runners_json(&runners)
+        }
         _ => not_found(),
     }
+}
+
+/// The organization's groups. Every organization has a default group ("Default", id 1, every
+/// repository, public ones not allowed) unless the state sets its own default.
+fn runner_groups(state: &State, org: &str) -> Vec<RunnerGroup> {
+    let mut groups: Vec<RunnerGroup> = state
+        .runner_groups
+        .iter()
+        .filter(|g| g.org.eq_ignore_ascii_case(org))
+        .cloned()
+        .collect();
+    if !groups.iter().any(|g| g.default) {
+        groups.insert(
+            0,
+            RunnerGroup {
+                id: 1,
+                org: org.to_string(),
+                name: "Default".into(),
+                default: true,
+                visibility: "all".into(),
+                ..RunnerGroup::default()
+            },
+        );
+    }
+    groups
+}
+
+/// Whether a group's repository access lets `full_name` use it (visibility only; whether a public
+/// repository may is `allows_public_repositories`, which GitHub reports beside it).
+fn group_serves(group: &RunnerGroup, full_name: &str, private: bool) -> bool {
+    match group.visibility.as_str() {
+        "all" => true,
+        "private" => private,
+        "selected" => group
+            .selected
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(full_name)),
+        _ => false,
+    }
+}
+
+fn runner_group_json(org: &str, g: &RunnerGroup) -> Value {
+    json!({ "id": g.id, "name": g.name, "visibility": g.visibility, "default": g.default,
+        "runners_url": format!("https://api.github.com/orgs/{org}/actions/runner-groups/{}/runners", g.id),
+        "inherited": false, "allows_public_repositories": g.allows_public_repositories,
+        "restricted_to_workflows": g.restricted_to_workflows, "selected_workflows": g.selected_workflows,
+        "workflow_restrictions_read_only": false })
 }
 
 fn repo_items(repo: &Repo, kind: &str, environment: Option<&str>) -> Vec<Value> {

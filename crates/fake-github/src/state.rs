@@ -39,6 +39,9 @@ pub struct State {
     pub next_id: u64,
     /// Organization-level Actions secrets and variables.
     pub orgs: Vec<Org>,
+    /// Organization runner groups; an organization without any here has GitHub's default group only
+    /// (id 1, "Default", every repository, public ones not allowed).
+    pub runner_groups: Vec<RunnerGroup>,
     /// Check runs created through the Checks API (`checks`).
     pub check_runs: Vec<crate::checks::CheckRun>,
 }
@@ -214,6 +217,29 @@ pub struct SelfHostedRunner {
     pub labels: Vec<String>,
     pub org: Option<String>,
     pub repo: Option<String>,
+    /// An organization runner's group (`None`: the organization's default group, as GitHub puts a
+    /// runner registered without one).
+    pub runner_group_id: Option<u64>,
+}
+
+/// An organization's self-hosted runner group ("Managing access to self-hosted runners using
+/// groups"), as `GET /orgs/{org}/actions/runner-groups` lists it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunnerGroup {
+    pub id: u64,
+    pub org: String,
+    pub name: String,
+    pub default: bool,
+    /// `all`, `selected` or `private`.
+    pub visibility: String,
+    /// For `selected`: the repositories (`owner/name`) that may use it.
+    pub selected: Vec<String>,
+    /// GitHub's default is `false`: a group serves public repositories only when allowed.
+    pub allows_public_repositories: bool,
+    pub restricted_to_workflows: bool,
+    /// `owner/repo/.github/workflows/file.yml@ref` entries.
+    pub selected_workflows: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -52,6 +52,20 @@ pub struct Installation {
     pub permissions: std::collections::BTreeMap<String, String>,
 }
 
+/// An organization's self-hosted runner group (`GET /orgs/{org}/actions/runner-groups`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RunnerGroup {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub allows_public_repositories: bool,
+    #[serde(default)]
+    pub restricted_to_workflows: bool,
+    /// `owner/repo/.github/workflows/file.yml@ref`.
+    #[serde(default)]
+    pub selected_workflows: Vec<String>,
+}
+
 #[derive(Deserialize)]
 struct Repositories {
     repositories: Vec<Named>,
@@ -138,6 +152,20 @@ impl GitHub {
     /// repository the installation does not include, and for one that does not exist).
     pub fn repo_installation(&self, full_name: &str) -> Result<Option<Installation>> {
         self.app_get_optional(&format!("/repos/{}/installation", repo_path(full_name)))
+    }
+
+    /// The organization's runner groups that `repository` (a name in `org`) may use, by GitHub's own
+    /// `visible_to_repository` filter (its repository access; public repositories are a separate
+    /// switch, `allows_public_repositories`).
+    pub fn runner_groups_for(&self, org: &str, repository: &str) -> Result<Vec<RunnerGroup>> {
+        self.listing(
+            &format!(
+                "/orgs/{}/actions/runner-groups?visible_to_repository={}",
+                segment(org),
+                segment(repository)
+            ),
+            "runner_groups",
+        )
     }
 
     /// Every item of a `{"total_count", "<field>": [...]}` listing (variables page at most 30).
