@@ -5,7 +5,8 @@
 //!   worker builds it with `default-features = false`).
 //! - [`link`]: the pagination header (pure).
 //! - With the default feature `client`: [`client::GitHub`] (blocking `ureq`), [`auth`] (token or GitHub
-//!   App), [`api`] (the typed endpoints), [`checks`] (check runs), [`error`].
+//!   App), [`api`] (the typed endpoints), [`checks`] (check runs), [`git_data`] (commits through the git
+//!   data API), [`error`].
 
 pub mod deliveries;
 pub mod link;
@@ -20,6 +21,7 @@ pub mod checks;
 pub mod client;
 #[cfg(feature = "client")]
 pub mod error;
+#[cfg(feature = "client")]
 pub mod git_data;
 #[cfg(feature = "client")]
 pub mod settings;
