@@ -3,13 +3,21 @@
 // asserts what reached the registry, what Discord was told, and what the worker logged. The rows share
 // one world (tests/system/world.mjs) and run in order; each uses repositories of its own.
 //
-// scripts/test-system.sh builds the pieces and runs this file; it prints "push → published" per row.
+// The publish preview's rows (a pull request → the check run `UPM publish preview` on its head) assert
+// what the check says, that nothing reached the registry, and where the secrets went.
+//
+// scripts/test-system.sh builds the pieces and runs this file; it prints "push → published" per row,
+// "PR push → check result" per preview row and the GitHub requests one preview costs.
 
 import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 
-import { bumpVersion, writeUnityPackage } from "./git.mjs";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+import { bumpVersion, git, unityGuid, writeUnityPackage } from "./git.mjs";
 import { waitFor } from "../workerd/harness.mjs";
+import { CHECK_NAME, checkRuns, exposePullHead, forkOf, pullRequestPayload, pushBranch, waitCheck } from "./preview.mjs";
 import { CENTRAL, ORG, POOL, World } from "./world.mjs";
 
 const url = (name) => `https://github.com/${ORG}/${name}`;
@@ -27,12 +35,17 @@ const REGISTRY = {
     { url: url("legacy"), status: "active" },
     { url: url("stranded"), status: "active" },
     { url: url("quiet-net"), status: "active" },
+    ...["bump", "nobump", "meta", "fork", "draft", "quick"].map((row) => ({ url: url(`preview-${row}`), status: "active" })),
     ...Array.from({ length: 10 }, (_, i) => ({ url: url(`burst-${String(i).padStart(2, "0")}`), status: "active" })),
   ],
 };
 
 let world;
 const timings = [];
+/// Preview rows: PR push (or the event that makes it previewable) → completed check run.
+const previewTimings = [];
+/// The GitHub REST requests of each preview run: [row, token step's, preview's].
+const previewCosts = [];
 
 before(async () => {
   world = await World.start({ registry: REGISTRY });
@@ -46,6 +59,19 @@ after(async () => {
   if (timings.length) {
     console.log("\nsystem matrix: push → published");
     for (const { row, ms } of timings) console.log(`  ${row.padEnd(58)} ${ms === null ? "—" : `${ms} ms`}`);
+  }
+  if (previewTimings.length) {
+    console.log("\nsystem matrix: PR push → check result (UPM publish preview)");
+    for (const { row, ms } of previewTimings) console.log(`  ${row.padEnd(58)} ${ms} ms`);
+  }
+  if (previewCosts.length) {
+    console.log("\nGitHub requests per preview (REST; besides them the checkout is one git fetch)");
+    for (const { row, worker, tokenStep, preview } of previewCosts) {
+      const total = worker + tokenStep.length + preview.length;
+      console.log(`  ${row.padEnd(44)} ${total} = worker's dispatch ${worker} + token step ${tokenStep.length} + preview ${preview.length}`);
+    }
+    const { tokenStep, preview } = previewCosts[0];
+    console.log(`  (${[...tokenStep, ...preview].join(", ")})`);
   }
 });
 
@@ -334,6 +360,266 @@ test("a dispatch for a repository that is not registered publishes nothing", asy
   assert.match(run.output, /Studio\/not-registered is not registered in config\/repositories\.json/);
   assert.deepEqual(await world.verdaccio.versions("com.studio.stray"), []);
   timings.push({ row: "dispatch for an unregistered repository (refused)", ms: null });
+});
+
+/// A registered repository whose package `Packages/<packageName>` published 1.0.0 from the publishing
+/// branch the way every package gets there (its push, the publish run, Verdaccio); the developer's
+/// clone is then on a new branch `branch`, ready for a pull request.
+async function publishedRepo(repoName, packageName, branch) {
+  const repo = world.repo(`${ORG}/${repoName}`);
+  writeUnityPackage(repo, `Packages/${packageName}`, { name: packageName, version: "1.0.0" });
+  repo.commit("Initial import");
+  const { answer } = await world.push(repo);
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  await world.waitPublished([[packageName, "1.0.0"]]);
+  await world.runner.idle();
+  if (branch) git(repo.work, "checkout", "--quiet", "-b", branch);
+  return repo;
+}
+
+/// A new script in a package, with (or, `meta: false`, without) the `.meta` Unity needs.
+function addScript(repo, path, { meta = true } = {}) {
+  repo.write(path, `public static class Extra { public const int Answer = 42; }\n`);
+  if (meta) repo.write(`${path}.meta`, `fileFormatVersion: 2\nguid: ${unityGuid()}\nMonoImporter:\n  externalObjects: {}\n  userData: \n`);
+}
+
+/// Delivers the `pull_request` event of `repo`'s pull request; the base is the publishing branch's head.
+async function deliverPullRequest(repo, fields) {
+  const payload = pullRequestPayload({ base: repo, baseSha: repo.remoteHead(), ...fields });
+  return world.deliver(payload, { event: "pull_request" });
+}
+
+/// The preview dispatches the fake GitHub recorded for `name` (a repository of ORG).
+async function previewDispatchesFor(name) {
+  return (await dispatchesFor(name)).filter((d) => d.event_type === "package_preview");
+}
+
+/// The one check run a pull request's head should carry, once completed, and the preview run that
+/// posted it; records the row's time (from `since`) and its GitHub requests.
+async function previewed(row, repo, head, since) {
+  const { runs, at } = await waitCheck(world, repo.fullName, head);
+  previewTimings.push({ row, ms: at - since });
+  assert.equal(runs.length, 1, `one check run on ${head}: ${JSON.stringify(runs)}`);
+  const [check] = runs;
+  assert.equal(check.name, CHECK_NAME);
+  assert.equal(check.head_sha, head);
+  const run = await world.previews.ended(head);
+  assert.equal(run.exitCode, 0, `the preview step carries its verdict in the check run:\n${world.previews.describe()}`);
+  // The check run links the preview run that posted it.
+  assert.ok(check.details_url.endsWith(`/actions/runs/${run.env.GITHUB_RUN_ID}`), check.details_url);
+  // The worker's part: its dispatch for this head.
+  const requests = await (await fetch(`${world.github.url}/_fake/requests`)).json();
+  const worker = requests.filter((r) => r.path === `/repos/${CENTRAL}/dispatches` && r.body?.client_payload?.head_sha === head);
+  assert.equal(worker.length, 1, `the worker's dispatches for ${head}: ${JSON.stringify(worker)}`);
+  previewCosts.push({ row, worker: worker.length, ...run.requests });
+  return { check, run };
+}
+
+test("preview: a pull request that bumps a version → check success with the version change", async () => {
+  const dir = "Packages/com.studio.preview-bump";
+  const repo = await publishedRepo("preview-bump", "com.studio.preview-bump", "feature/extra");
+  bumpVersion(repo, dir, "1.1.0");
+  addScript(repo, `${dir}/Runtime/Extra.cs`);
+  repo.commit("Add Extra; 1.1.0");
+  const pushed = Date.now();
+  const head = await pushBranch(world, repo, "feature/extra");
+  const { status, answer } = await deliverPullRequest(repo, { action: "opened", number: 1, headRef: "feature/extra", headSha: head });
+  assert.equal(status, 200);
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  assert.equal(answer.pull_request, 1);
+  const { check, run } = await previewed("bump → success", repo, head, pushed);
+  assert.equal(check.conclusion, "success", check.output.summary);
+  assert.equal(check.output.title, "1 package(s) will publish");
+  assert.equal(check.external_id, "pull-request-1");
+  const summary = check.output.summary;
+  assert.ok(summary.includes("| `com.studio.preview-bump` | `Packages/com.studio.preview-bump` | 1.0.0 → 1.1.0 (minor), dist-tag latest |"), summary);
+  assert.ok(summary.includes("- + `Runtime/Extra.cs`"), summary);
+  assert.ok(summary.includes("- + `Runtime/Extra.cs.meta`"), summary);
+  assert.deepEqual(check.annotations, []);
+  // One preview's cost: the token step's two requests and the check run's create and completion.
+  assert.deepEqual(run.requests.tokenStep.map((r) => r.split(" ").slice(0, 2).join(" ")), [
+    "GET /repos/Studio/preview-bump/installation",
+    `POST /app/installations/77/access_tokens`,
+  ]);
+  assert.deepEqual(run.requests.preview.map((r) => r.split(" ").slice(0, 2).join(" ").replace(/\d+$/, "{id}")), [
+    "POST /repos/Studio/preview-bump/check-runs",
+    "PATCH /repos/Studio/preview-bump/check-runs/{id}",
+  ]);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-bump"), ["1.0.0"], "a preview published");
+  console.log(`\nsample check run "${check.name}" (${check.conclusion}): ${check.output.title}\n${summary}`);
+});
+
+test("preview: files changed without a bump → check neutral, naming the package: nothing will publish", async () => {
+  const dir = "Packages/com.studio.preview-nobump";
+  const repo = await publishedRepo("preview-nobump", "com.studio.preview-nobump", "fix/hello");
+  repo.write(`${dir}/Runtime/Hello.cs`, "namespace Com.Studio.PreviewNobump { public static class Hello { public const string Version = \"fixed\"; } }\n");
+  repo.commit("Fix Hello, version kept");
+  const pushed = Date.now();
+  const head = await pushBranch(world, repo, "fix/hello");
+  const { answer } = await deliverPullRequest(repo, { action: "opened", number: 2, headRef: "fix/hello", headSha: head });
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  const { check } = await previewed("change without a bump → neutral", repo, head, pushed);
+  assert.equal(check.conclusion, "neutral", check.output.summary);
+  assert.equal(check.output.title, "1 package(s) changed without a version bump: nothing will publish");
+  assert.ok(
+    check.output.summary.includes(
+      "| `com.studio.preview-nobump` | `Packages/com.studio.preview-nobump` | version not bumped: nothing will publish (files changed, 1.0.0 is already published) |",
+    ),
+    check.output.summary,
+  );
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-nobump"), ["1.0.0"], "a preview published");
+});
+
+test("preview: a script without its .meta → check failure, annotated on that path", async () => {
+  const dir = "Packages/com.studio.preview-meta";
+  const repo = await publishedRepo("preview-meta", "com.studio.preview-meta", "feature/no-meta");
+  bumpVersion(repo, dir, "1.1.0");
+  addScript(repo, `${dir}/Runtime/Extra.cs`, { meta: false });
+  repo.commit("Add Extra (its .meta forgotten); 1.1.0");
+  const pushed = Date.now();
+  const head = await pushBranch(world, repo, "feature/no-meta");
+  const { answer } = await deliverPullRequest(repo, { action: "opened", number: 3, headRef: "feature/no-meta", headSha: head });
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  const { check } = await previewed("missing .meta → failure", repo, head, pushed);
+  assert.equal(check.conclusion, "failure", check.output.summary);
+  assert.equal(check.output.title, "1 package(s) would fail to publish");
+  assert.ok(check.output.summary.includes("### `com.studio.preview-meta` would fail"), check.output.summary);
+  assert.deepEqual(
+    check.annotations.map((a) => [a.path, a.annotation_level]),
+    [[`${dir}/Runtime/Extra.cs`, "failure"]],
+    JSON.stringify(check.annotations),
+  );
+  assert.match(check.annotations[0].message, /\.meta/, check.annotations[0].message);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-meta"), ["1.0.0"], "a preview published");
+});
+
+test("preview: a pull request from a fork is previewed, and no secret reaches the preview", async () => {
+  const dir = "Packages/com.studio.preview-fork";
+  const base = await publishedRepo("preview-fork", "com.studio.preview-fork");
+  const fork = forkOf(world, base, "Outsider/preview-fork");
+  git(fork.work, "checkout", "--quiet", "-b", "patch-1");
+  // The fork's manifest asks npm to run its scripts: nothing of the head may run in the preview.
+  const marker = join(world.dir, "fork-code-ran");
+  const manifest = JSON.parse(git(fork.work, "show", `HEAD:${dir}/package.json`));
+  fork.write(`${dir}/package.json`, { ...manifest, version: "1.0.1", scripts: { prepare: `touch ${marker}`, prepack: `touch ${marker}` } });
+  fork.write(`${dir}/Runtime/Hello.cs`, "namespace Com.Studio.PreviewFork { public static class Hello { public const string Version = \"patched\"; } }\n");
+  fork.commit("Patch Hello; 1.0.1");
+  const pushed = Date.now();
+  // A push to a fork outside the organization reaches no organization hook; GitHub keeps the head in
+  // the base repository as refs/pull/4/head once the pull request is opened.
+  const head = fork.push("patch-1").after;
+  await world.mirror(fork);
+  exposePullHead(base, fork, "patch-1", 4);
+  const { answer } = await deliverPullRequest(base, {
+    action: "opened", number: 4, headRef: "patch-1", headSha: head, headRepository: fork.fullName,
+  });
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  const [dispatch] = await previewDispatchesFor("preview-fork");
+  assert.equal(dispatch.client_payload.fork, true, JSON.stringify(dispatch));
+  const { check, run } = await previewed("fork → success, no secret", base, head, pushed);
+  assert.equal(check.conclusion, "success", check.output.summary);
+  assert.ok(check.output.summary.includes("| 1.0.0 → 1.0.1 (patch), dist-tag latest |"), check.output.summary);
+  // The head was checked out from the base repository, at the sha, as data.
+  assert.deepEqual(run.checkout, { repository: base.fullName, ref: head, path: "upm-package-repo" });
+  assert.ok(!existsSync(marker), "the fork's package.json scripts ran");
+
+  // What the preview step got: the App's installation token, for this one repository, checks:write and
+  // contents:read; no registry token, not the App's key, not the Discord webhook, not the run's token.
+  const secrets = world.previews.secretValues();
+  const env = run.env;
+  for (const name of ["NPM_TOKEN", "NODE_AUTH_TOKEN", "UPM_APP_PRIVATE_KEY", "DISCORD_WEBHOOK_URL", "GH_TOKEN"]) {
+    assert.ok(!(name in env), `the preview step got ${name}`);
+  }
+  for (const [name, value] of Object.entries(env)) {
+    for (const secret of [...secrets, "ghs_central_workflow_run_token"]) {
+      assert.ok(!String(value).includes(secret), `the preview step's ${name} holds a secret`);
+    }
+  }
+  assert.equal(env.GITHUB_TOKEN, run.token);
+  assert.match(run.token, /^ghs_/);
+  assert.deepEqual(run.tokenPermissions, { checks: "write", contents: "read" });
+  assert.deepEqual(run.tokenRepositories, ["preview-fork"]);
+  const { app } = await world.github.state();
+  assert.deepEqual(app.minted_permissions.at(-1), { checks: "write", contents: "read" }, "GitHub minted other permissions");
+  // Every step: the App's key reached the token step's input alone; the registry token and the
+  // Discord webhook reached none.
+  for (const [step, stepEnv] of Object.entries(run.stepEnv)) {
+    const values = Object.values(stepEnv).map(String);
+    if (step !== "app-token") assert.ok(!values.some((v) => v.includes(secrets[0])), `step ${step} got the App's key`);
+    for (const secret of secrets.slice(1)) assert.ok(!values.some((v) => v.includes(secret)), `step ${step} got a secret`);
+  }
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-fork"), ["1.0.0"], "a preview published");
+});
+
+test("preview: a draft is skipped, then previewed once marked ready for review", async () => {
+  const dir = "Packages/com.studio.preview-draft";
+  const repo = await publishedRepo("preview-draft", "com.studio.preview-draft", "feature/v2");
+  bumpVersion(repo, dir, "2.0.0");
+  repo.commit("2.0.0, work in progress");
+  const head = await pushBranch(world, repo, "feature/v2");
+  const draft = await deliverPullRequest(repo, { action: "opened", number: 5, headRef: "feature/v2", headSha: head, draft: true });
+  assert.equal(draft.status, 200);
+  assert.equal(draft.answer.outcome, "ignored", JSON.stringify(draft.answer));
+  assert.equal(draft.answer.reason, "pull request #5 is a draft: previewed once it is marked ready for review");
+  // The worker answers after its dispatch: none was sent, so no preview can run.
+  assert.deepEqual(await previewDispatchesFor("preview-draft"), []);
+  assert.deepEqual(await checkRuns(world, repo.fullName, head), []);
+
+  const ready = Date.now();
+  const marked = await deliverPullRequest(repo, { action: "ready_for_review", number: 5, headRef: "feature/v2", headSha: head });
+  assert.equal(marked.answer.outcome, "dispatched", JSON.stringify(marked.answer));
+  assert.equal((await previewDispatchesFor("preview-draft")).length, 1);
+  const { check } = await previewed("draft, marked ready → success (from ready)", repo, head, ready);
+  assert.equal(check.conclusion, "success", check.output.summary);
+  assert.ok(check.output.summary.includes("| 1.0.0 → 2.0.0 (major), dist-tag latest |"), check.output.summary);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-draft"), ["1.0.0"], "a preview published");
+});
+
+test("preview: two quick pushes to one pull request → the newer head's result stands", async () => {
+  const dir = "Packages/com.studio.preview-quick";
+  const repo = await publishedRepo("preview-quick", "com.studio.preview-quick", "feature/quick");
+  bumpVersion(repo, dir, "1.1.0");
+  repo.commit("1.1.0");
+  const first = await pushBranch(world, repo, "feature/quick");
+  const opened = await deliverPullRequest(repo, { action: "opened", number: 6, headRef: "feature/quick", headSha: first });
+  assert.equal(opened.answer.outcome, "dispatched", JSON.stringify(opened.answer));
+  await waitCheck(world, repo.fullName, first);
+
+  // Head A, whose run is still in its set-up steps when head B is pushed (on GitHub those take tens
+  // of seconds; here the runner holds A before its preview step).
+  bumpVersion(repo, dir, "1.2.0");
+  addScript(repo, `${dir}/Runtime/Extra.cs`);
+  repo.commit("Extra; 1.2.0");
+  const a = repo.head();
+  const holdA = world.previews.hold(a);
+  assert.equal(await pushBranch(world, repo, "feature/quick"), a);
+  const syncA = await deliverPullRequest(repo, { action: "synchronize", number: 6, headRef: "feature/quick", headSha: a, before: first });
+  assert.equal(syncA.answer.outcome, "dispatched", JSON.stringify(syncA.answer));
+  const runA = await holdA.reached();
+
+  bumpVersion(repo, dir, "1.3.0");
+  repo.commit("1.3.0 after all");
+  const pushedB = Date.now();
+  const b = await pushBranch(world, repo, "feature/quick");
+  const syncB = await deliverPullRequest(repo, { action: "synchronize", number: 6, headRef: "feature/quick", headSha: b, before: a });
+  assert.equal(syncB.answer.outcome, "dispatched", JSON.stringify(syncB.answer));
+  // preview.yml's concurrency group cancels A's run in progress.
+  assert.equal(await world.previews.cancelledRun(a), runA);
+  const { check, run: runB } = await previewed("two quick pushes → newer head (B)", repo, b, pushedB);
+  holdA.release();
+  await runA.done;
+  assert.equal(runA.conclusion, "cancelled", world.previews.describe());
+  const { workflow_runs: centralRuns } = await world.github.api(`/repos/${CENTRAL}/actions/workflows/preview.yml/runs`);
+  const recordedA = centralRuns.find((r) => r.id === runA.runId);
+  assert.equal(recordedA?.conclusion, "cancelled", JSON.stringify(recordedA));
+  assert.equal(runB.conclusion, "success");
+  // B's check is B's: its table, its run; A never got a result, on its own sha or on B's.
+  assert.equal(check.conclusion, "success", check.output.summary);
+  assert.ok(check.output.summary.includes("| 1.0.0 → 1.3.0 (minor), dist-tag latest |"), check.output.summary);
+  assert.ok(check.output.summary.includes(`head \`${b.slice(0, 12)}\``), check.output.summary);
+  assert.deepEqual(await checkRuns(world, repo.fullName, a), [], "A's cancelled run posted a check");
+  assert.equal((await checkRuns(world, repo.fullName, b)).length, 1);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-quick"), ["1.0.0"], "a preview published");
 });
 
 /// Discord messages whose embed has `title`.

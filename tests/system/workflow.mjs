@@ -101,7 +101,7 @@ export function concurrencyGroup(root, { clientPayload, inputs = {} }) {
   return { group: interpolate(String(group), contexts), cancelInProgress: concurrency["cancel-in-progress"] === true };
 }
 
-function interpolate(text, contexts) {
+export function interpolate(text, contexts) {
   return text.replace(/\$\{\{(.*?)\}\}/g, (_, expression) => {
     const value = evaluate(expression.trim(), contexts);
     return value === undefined || value === null ? "" : String(value);
@@ -110,7 +110,7 @@ function interpolate(text, contexts) {
 
 /// `a || b && c == 'x' || 'literal'`: GitHub's `||` gives the first truthy operand (else the last),
 /// `&&` the first falsy one (else the last); `==` compares strings without case, as GitHub does.
-function evaluate(expression, contexts) {
+export function evaluate(expression, contexts) {
   let value;
   for (const alternative of expression.split("||").map((s) => s.trim())) {
     value = conjunction(alternative, contexts, expression);

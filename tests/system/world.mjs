@@ -9,7 +9,8 @@
 //                                                                   │ recorded dispatches
 //                                                                   ▼
 //                 runner: handle-publish-request.yml's checkout + env mapping ──▶ upm-publisher publish
-//                                                                   │
+//                         preview.yml's steps (App token, checkout, env) ──▶ upm-publisher preview
+//                                                                   │        └─▶ check run (fake GitHub)
 //                                              real Verdaccio ◀─────┴─────▶ fake Discord
 //
 // The webhook sender plays GitHub's part of a delivery: it signs and posts it, and records the attempt
@@ -32,6 +33,7 @@ import { GitRepo, git } from "./git.mjs";
 import { ROOT, deliveryLines, sign, sleep, waitFor, workerModules } from "../workerd/harness.mjs";
 import { FakeDiscord, Verdaccio } from "./services.mjs";
 import { concurrencyGroup, publishEnvironment, publishRun } from "./workflow.mjs";
+import { APP, PreviewRunner } from "./preview.mjs";
 
 const run = promisify(execFile);
 
@@ -59,7 +61,17 @@ export class World {
     world.dir = mkdtempSync(join(tmpdir(), "upm-system-"));
     world.github = await FakeGitHubProcess.start(join(BIN, "fake-github"));
     [world.verdaccio, world.discord] = await Promise.all([Verdaccio.start(ROOT), FakeDiscord.start()]);
-    await world.github.reset({ tokens: [TOKEN], hooks: [{ org: ORG, id: HOOK_ID, deliveries: [] }] });
+    await world.github.reset({
+      tokens: [TOKEN],
+      hooks: [{ org: ORG, id: HOOK_ID, deliveries: [] }],
+      // The studio's App: with one configured, the fake takes check runs from its installation tokens only.
+      app: {
+        app_id: String(APP.id),
+        key_pem: APP.key,
+        installations: { [ORG.toLowerCase()]: APP.installation },
+        permissions: { contents: "write", checks: "write", metadata: "read" },
+      },
+    });
     world.central = world.repo(CENTRAL);
     world.central.write("config/repositories.json", registry);
     world.central.commit("Register the studio's repositories");
@@ -71,6 +83,7 @@ export class World {
       workflow: "reconcile.yml", display_title: "Reconcile", event: "schedule", status: "completed", conclusion: "success",
     });
     world.clockOffsetMs = 0;
+    world.previews = new PreviewRunner(world, { bin: BIN, central: CENTRAL });
     world.runner = new Runner(world);
     world.logs = [];
     world.mf = new Miniflare(
@@ -227,7 +240,7 @@ export class World {
       status: response.status < 300 ? "OK" : `Invalid HTTP Response: ${response.status}`,
       status_code: response.status,
       event,
-      action: null,
+      action: payload.action ?? null,
       repository_id: null,
       payload,
       response: text,
@@ -304,6 +317,7 @@ export class World {
 
   async stop() {
     await this.runner?.stop();
+    await this.previews?.stop();
     await this.mf?.dispose();
     await this.github?.stop();
     this.verdaccio?.stop();
@@ -597,6 +611,11 @@ class Runner {
       const dispatches = await this.world.github.dispatches().catch(() => []);
       for (const dispatch of dispatches.slice(this.seen)) {
         this.seen += 1;
+        // preview.yml's runs (tests/system/preview.mjs), taken in the order GitHub recorded them.
+        if (dispatch.event_type === "package_preview") {
+          this.world.previews.take(dispatch);
+          continue;
+        }
         if (dispatch.event_type !== "package_publish") continue;
         if (this.dropping > 0) {
           this.dropping -= 1;

@@ -2,6 +2,10 @@
 //!
 //! - only a GitHub App may create or update one ("Write permission for the REST API to interact with
 //!   checks is only available to GitHub Apps"): with an App configured, any other token gets 403;
+//! - and only with `checks: write`: an installation token asked for with `permissions` has those alone
+//!   ("Create an installation access token for an app": "If permissions is not specified, the
+//!   installation access token will have all of the permissions that were granted to the app"); one
+//!   without `checks: write` gets 403 "Resource not accessible by integration";
 //! - `name` and `head_sha` are required; `status` is `queued`, `in_progress` or `completed`, and a
 //!   `completed` run needs a `conclusion` (422 otherwise);
 //! - `output.summary` and `output.text` hold at most 65535 characters, `output.annotations` at most 50
@@ -12,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use upm_github::deliveries::format_rfc3339_utc;
 
-use crate::routes::{Request, Response};
-use crate::state::State;
+use crate::routes::{bearer, Request, Response};
+use crate::state::{App, State};
 
 const SUMMARY_MAX_CHARS: usize = 65535;
 const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -185,6 +189,19 @@ pub fn route(
             "You must authenticate via a GitHub App.",
         ));
     }
+    let token = bearer(&request.authorization);
+    if is_write
+        && state
+            .app
+            .as_ref()
+            .zip(token.as_deref())
+            .is_some_and(|(app, token)| !may_write_checks(app, token))
+    {
+        return Some(Response::error(
+            403,
+            "Resource not accessible by integration",
+        ));
+    }
     Some(match (method, rest) {
         ("POST", ["check-runs"]) => {
             let (Some(name), Some(head_sha)) = (
@@ -262,6 +279,26 @@ pub fn route(
         }
         _ => return None,
     })
+}
+
+/// Whether the installation token `token` holds `checks: write`: the permissions it was asked for, or,
+/// asked for none, the installation's (a fake installation that lists none is not narrowed). A token the
+/// App did not mint is left to the App-only rule.
+fn may_write_checks(app: &App, token: &str) -> bool {
+    let Some(index) = app.minted.iter().position(|(minted, _)| minted == token) else {
+        return true;
+    };
+    let asked = app
+        .minted_permissions
+        .get(index)
+        .and_then(Value::as_object)
+        .filter(|asked| !asked.is_empty());
+    let level = match asked {
+        Some(asked) => asked.get("checks").and_then(Value::as_str),
+        None if app.permissions.is_empty() => return true,
+        None => app.permissions.get("checks").map(String::as_str),
+    };
+    level == Some("write")
 }
 
 fn find<'a>(state: &'a mut State, repository: &str, id: &str) -> Option<&'a mut CheckRun> {

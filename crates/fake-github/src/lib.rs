@@ -27,7 +27,7 @@
 //! | `GET /orgs/{org}/actions/runner-groups[?visible_to_repository=]`, `GET …/runner-groups/{id}/runners` | a default group (id 1, public repositories not allowed) unless the state sets one; a runner without a group is in it |
 //! | `GET /orgs/{org}/hooks/{id}` | `active`, `events`, `config.url`, `config.content_type` |
 //! | `GET …/actions/variables[/{name}]`, `GET …/actions/secrets`, `GET …/environments/{env}/secrets|variables`, `GET /orgs/{org}/actions/secrets|variables[/{name}/repositories]` | secret names only; variables page at most 30; organization items with `visibility` |
-//! | `POST …/check-runs`, `PATCH`/`GET …/check-runs/{id}`, `GET …/check-runs/{id}/annotations`, `GET …/commits/{ref}/check-runs` | App tokens only (403), 422 past 50 annotations a request or a 65535-character summary, or `completed` without a `conclusion`; annotations appended per update (`checks`) |
+//! | `POST …/check-runs`, `PATCH`/`GET …/check-runs/{id}`, `GET …/check-runs/{id}/annotations`, `GET …/commits/{ref}/check-runs` | App tokens with `checks: write` only (403), 422 past 50 annotations a request or a 65535-character summary, or `completed` without a `conclusion`; annotations appended per update (`checks`) |
 //! | `GET`/`PUT /_fake/state`, `PUT /_fake/repos` (upsert one), `POST /_fake/hooks/{org}/{id}/deliveries` (append one), `POST /_fake/repos/{o}/{r}/runs` (a run a runner queued), `PATCH /_fake/repos/{o}/{r}/runs/{id}` (its progress), `PUT /_fake/runners`, `GET /_fake/workflow_dispatches`, `PUT /_fake/clock` (`offset_secs` added to its clock), `GET /_fake/requests`, `GET /_fake/dispatches`, `POST /_fake/faults`, `POST /_fake/shutdown` | control |
 //!
 //! Every GET answer carries an `ETag` and answers `If-None-Match` with 304; every answer carries

@@ -89,7 +89,7 @@ pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-fn bearer(authorization: &Option<String>) -> Option<String> {
+pub(crate) fn bearer(authorization: &Option<String>) -> Option<String> {
     let value = authorization.as_deref()?.trim();
     value
         .strip_prefix("Bearer ")

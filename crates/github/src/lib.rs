@@ -5,8 +5,8 @@
 //!   worker builds it with `default-features = false`).
 //! - [`link`]: the pagination header (pure).
 //! - With the default feature `client`: [`client::GitHub`] (blocking `ureq`), [`auth`] (token or GitHub
-//!   App), [`api`] (the typed endpoints), [`checks`] (check runs), [`git_data`] (trees, commits, refs), [`settings`] (what a deployment
-//!   depends on, read-only), [`error`].
+//!   App), [`api`] (the typed endpoints), [`checks`] (check runs), [`git_data`] (trees, commits,
+//!   refs), [`settings`] (what a deployment depends on, read-only), [`error`].
 
 pub mod deliveries;
 pub mod link;

@@ -142,3 +142,43 @@ fn the_fake_holds_githubs_limits() {
         1
     );
 }
+
+#[test]
+fn only_a_token_with_checks_write_writes_a_check_run() {
+    let fake = fake();
+    let narrowed = |spec: &str| {
+        let app = AppCredentials::new("4242", &Secret::new(KEY_PKCS1), Installation::Id(77))
+            .unwrap()
+            .with_permissions(spec)
+            .unwrap();
+        GitHub::new(config(&fake), Credentials::App(Box::new(app))).unwrap()
+    };
+    // What preview.yml's token step asks for.
+    let preview = narrowed("checks:write,contents:read");
+    preview
+        .start_check_run("Studio/Core", "UPM publish preview", SHA, None, None)
+        .unwrap();
+    // A token narrowed without it is the App's, yet refused, as GitHub refuses it.
+    match narrowed("contents:read").start_check_run(
+        "Studio/Core",
+        "UPM publish preview",
+        SHA,
+        None,
+        None,
+    ) {
+        Err(Error::Status { status: 403, .. }) => {}
+        other => panic!("a token without checks:write wrote a check run: {other:?}"),
+    }
+    // Asked for nothing, a token has the installation's permissions.
+    fake.state()
+        .app
+        .as_mut()
+        .unwrap()
+        .permissions
+        .insert("checks".into(), "read".into());
+    match app(&fake).start_check_run("Studio/Core", "UPM publish preview", SHA, None, None) {
+        Err(Error::Status { status: 403, .. }) => {}
+        other => panic!("an installation with checks:read wrote a check run: {other:?}"),
+    }
+    assert_eq!(fake.state().check_runs.len(), 1);
+}
