@@ -35,7 +35,7 @@ const REGISTRY = {
     { url: url("legacy"), status: "active" },
     { url: url("stranded"), status: "active" },
     { url: url("quiet-net"), status: "active" },
-    ...["bump", "nobump", "meta", "fork", "draft", "quick"].map((row) => ({ url: url(`preview-${row}`), status: "active" })),
+    ...["bump", "nobump", "meta", "fork", "draft", "quick", "stuck"].map((row) => ({ url: url(`preview-${row}`), status: "active" })),
     ...Array.from({ length: 10 }, (_, i) => ({ url: url(`burst-${String(i).padStart(2, "0")}`), status: "active" })),
   ],
 };
@@ -573,6 +573,30 @@ test("preview: a draft is skipped, then previewed once marked ready for review",
   assert.equal(check.conclusion, "success", check.output.summary);
   assert.ok(check.output.summary.includes("| 1.0.0 → 2.0.0 (major), dist-tag latest |"), check.output.summary);
   assert.deepEqual(await world.verdaccio.versions("com.studio.preview-draft"), ["1.0.0"], "a preview published");
+});
+
+test("preview: a preview that cannot be made still answers on the pull request: check failure, linking the run", async () => {
+  const dir = "Packages/com.studio.preview-stuck";
+  const repo = await publishedRepo("preview-stuck", "com.studio.preview-stuck", "feature/unpushed");
+  bumpVersion(repo, dir, "1.1.0");
+  repo.commit("1.1.0, never pushed");
+  // A head GitHub does not have (a force-push raced the delivery): the checkout fails, so the preview
+  // step never runs; the report step answers instead, or a required check would wait forever.
+  const head = git(repo.work, "rev-parse", "HEAD");
+  const since = Date.now();
+  const { answer } = await deliverPullRequest(repo, { action: "opened", number: 7, headRef: "feature/unpushed", headSha: head });
+  assert.equal(answer.outcome, "dispatched", JSON.stringify(answer));
+  const { runs, at } = await waitCheck(world, repo.fullName, head);
+  previewTimings.push({ row: "preview that cannot be made → failure", ms: at - since });
+  assert.equal(runs.length, 1, JSON.stringify(runs));
+  const [check] = runs;
+  assert.equal(check.conclusion, "failure");
+  assert.equal(check.output.title, "The preview could not be made");
+  const run = await world.previews.ended(head);
+  assert.equal(run.failedStep, "Check out the pull request's head", world.previews.describe());
+  assert.equal(run.conclusion, "failure");
+  assert.equal(check.details_url, `https://github.com/${CENTRAL}/actions/runs/${run.githubRunId}`);
+  assert.deepEqual(await world.verdaccio.versions("com.studio.preview-stuck"), ["1.0.0"], "a preview published");
 });
 
 test("preview: two quick pushes to one pull request → the newer head's result stands", async () => {

@@ -311,42 +311,57 @@ export class PreviewRunner {
       RUNNER_TEMP: runnerTemp,
       GITHUB_STEP_SUMMARY: join(runnerTemp, "summary.md"),
     };
+    entry.githubRunId = runnerEnv.GITHUB_RUN_ID;
+    // GitHub: after a failed step only the steps whose condition asks for `failure()` run; a condition
+    // without a status function means `success() && (condition)`.
+    let failed = false;
     for (const [index, step] of this.workflow.steps.entries()) {
       if (entry.cancelReason) return false;
-      if (step.if !== undefined) {
-        const condition = String(step.if).replace(/^\$\{\{(.*)\}\}$/s, "$1").trim();
-        if (!evaluate(condition, contexts)) continue;
-      }
+      const condition = step.if === undefined ? undefined : String(step.if).replace(/^\$\{\{(.*)\}\}$/s, "$1").trim();
+      if (failed && !/\bfailure\(\)/.test(condition ?? "")) continue;
+      if (condition !== undefined && !evaluate(condition.replaceAll("failure()", String(failed)), contexts)) continue;
       const kind = stepKind(step);
       const env = { ...jobEnv, ...expandBlock(step.env, { ...contexts, env: { ...jobEnv } }) };
       const inputs = expandBlock(step.with, { ...contexts, env });
       const id = step.id ?? `step-${index}`;
       entry.stepEnv[id] = { ...env, ...(kind === "app-token" ? { "with.private-key": inputs["private-key"] } : {}) };
       let outputs = {};
-      if (kind === "checkout-scripts") {
-        // The harness runs from the repository's root: the scripts are there.
-      } else if (kind === "fetch-publisher") {
-        mkdirSync(env.UPM_PUBLISHER_DIR, { recursive: true });
-        symlinkSync(join(this.bin, "upm-publisher"), join(env.UPM_PUBLISHER_DIR, "upm-publisher"));
-      } else if (kind === "app-token") {
-        outputs = await this.#appToken(entry, inputs);
-      } else if (kind === "checkout-package") {
-        await this.#checkout(entry, workspace, inputs);
-      } else if (kind === "cache-restore") {
-        outputs = { "cache-hit": "false" };
-      } else {
-        if (index === this.workflow.preview && !(await this.#held(entry))) return false;
-        const result = await this.#bash(entry, step, { ...runnerEnv, ...env }, workspace, index === this.workflow.preview);
-        outputs = result.outputs;
-        if (result.exitCode !== 0) {
-          entry.failedStep = step.name;
-          return false;
+      const fail = (why) => {
+        entry.failedStep ??= step.name;
+        if (why) entry.error ??= why;
+        failed = true;
+      };
+      try {
+        if (kind === "checkout-scripts") {
+          // The harness runs from the repository's root: the scripts are there.
+        } else if (kind === "fetch-publisher") {
+          mkdirSync(env.UPM_PUBLISHER_DIR, { recursive: true });
+          symlinkSync(join(this.bin, "upm-publisher"), join(env.UPM_PUBLISHER_DIR, "upm-publisher"));
+        } else if (kind === "app-token") {
+          outputs = await this.#appToken(entry, inputs);
+        } else if (kind === "checkout-package") {
+          await this.#checkout(entry, workspace, inputs);
+        } else if (kind === "cache-restore") {
+          outputs = { "cache-hit": "false" };
+        } else {
+          if (index === this.workflow.preview && !(await this.#held(entry))) return false;
+          const result = await this.#bash(entry, step, { ...runnerEnv, ...env }, workspace, index === this.workflow.preview);
+          outputs = result.outputs;
+          if (result.exitCode !== 0) {
+            fail();
+            continue;
+          }
         }
+      } catch (e) {
+        // A played action that fails (a checkout of a commit the repository does not have) fails its
+        // step, as on GitHub, and the job goes on to the steps that ask for failure().
+        fail(String(e?.message ?? e));
+        continue;
       }
       entry.outputs[id] = outputs;
       if (step.id) contexts.steps[step.id] = { outputs, outcome: "success", conclusion: "success" };
     }
-    return true;
+    return !failed;
   }
 
   /// actions/create-github-app-token with `owner` and `repositories`: the installation of the first

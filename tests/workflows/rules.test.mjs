@@ -231,6 +231,14 @@ test("the preview job never publishes: only the App's key reaches it, its token 
   // A newer head cancels the older head's preview.
   assert.equal(wf.concurrency["cancel-in-progress"], true);
   assert.match(wf.concurrency.group, /client_payload\.repository.*client_payload\.pull_request/);
+  // A preview that could not be made still answers: the last step, on failure, posts a completed
+  // failing check run of the same name with the App's token (a required check must not wait forever).
+  const report = job.steps.at(-1);
+  assert.match(String(report.if), /failure\(\)/, "the last step runs on failure");
+  assert.match(report.run, /check-runs/);
+  assert.match(report.run, /name: "UPM publish preview"/);
+  assert.match(report.run, /status: "completed", conclusion: "failure"/);
+  assert.equal(report.env.GH_TOKEN, "${{ steps.app-token.outputs.token }}");
 });
 
 test("health mints no token in the workflow, reads with read scopes and writes only its fix pull requests", () => {
