@@ -91,7 +91,7 @@ impl<P: Platform> Sweep<'_, P> {
         };
         let policy = self.settings.policy;
 
-        // Every failed push delivery the shared rule would redeliver, before the per-run budget, so the
+        // Every failed push or pull request delivery the shared rule would redeliver, before the per-run budget, so the
         // worker's own records can set some aside first and the budget goes to the rest.
         let unbounded = RedeliveryPolicy {
             max_per_run: usize::MAX,

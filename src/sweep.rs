@@ -220,7 +220,7 @@ pub struct SweepReport {
     /// The listing reached past the page cap before leaving the window (the rest waits for a run).
     pub truncated: bool,
     pub listed: usize,
-    /// Failed push deliveries (by guid) in the listing.
+    /// Failed push and pull request deliveries (by guid) in the listing.
     pub failed: usize,
     pub redelivered: usize,
     pub already_dispatched: usize,

@@ -210,7 +210,8 @@ struct DeliveriesArgs {
     /// below this percentage.
     #[arg(long)]
     alert_below: Option<f64>,
-    /// Ask GitHub to redeliver failed push deliveries (the sweeper's rule). Dry run without --apply.
+    /// Ask GitHub to redeliver failed push and pull request deliveries (the sweeper's rule). Dry run
+    /// without --apply.
     #[arg(long)]
     redeliver_failed: bool,
     #[arg(long)]

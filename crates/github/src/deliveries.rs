@@ -12,7 +12,9 @@
 //! `guid` (the `X-GitHub-Delivery` header the worker dedups on) and gets a new `id`, with
 //! `redelivery: true`. So the listing is grouped by `guid`, and for each guid:
 //!
-//! 1. **Push deliveries only.** Pings, and every other event the worker ignores, never publish.
+//! 1. **Push and pull request deliveries only**: the two events the worker acts on (a publish, a publish
+//!    preview). Pings, and every other event the worker ignores, never publish. A pull request's lost
+//!    preview matters as much as a push when branch protection requires its check.
 //! 2. **Failed** = no attempt of that guid got a 2xx answer. One successful attempt (the original or a
 //!    redelivery) settles it.
 //! 3. **Inside the redelivery window.** GitHub only redelivers deliveries from the past 3 days; the
@@ -165,6 +167,9 @@ pub struct RedeliveryPlan {
     pub skipped: Vec<Skipped>,
 }
 
+/// The events whose failed deliveries are redelivered: the ones the worker acts on.
+pub const ACTED_ON: [&str; 2] = ["push", "pull_request"];
+
 /// The redelivery rule (see the module documentation). `now_unix` is the caller's clock in Unix
 /// seconds; `already_dispatched(guid)` is the caller's own record (return `false` when there is none).
 pub fn plan_redeliveries(
@@ -176,7 +181,8 @@ pub fn plan_redeliveries(
     let mut plan = RedeliveryPlan::default();
     let mut eligible = Vec::new();
     for attempts in group_by_guid(deliveries).into_values() {
-        if attempts[0].event != "push" || attempts.iter().any(|d| d.succeeded()) {
+        if !ACTED_ON.contains(&attempts[0].event.as_str()) || attempts.iter().any(|d| d.succeeded())
+        {
             continue;
         }
         // Attempts are sorted oldest first: the first is the original, the last the latest answer.
@@ -484,13 +490,15 @@ mod tests {
     }
 
     #[test]
-    fn only_push_deliveries() {
+    fn only_the_events_the_worker_acts_on() {
         let mut ping = attempt(1, "ping", 60, 500);
         ping.event = "ping".into();
         let mut issues = attempt(2, "issues", 60, 502);
         issues.event = "issues".into();
-        let p = plan(&[ping, issues, attempt(3, "push", 60, 502)]);
-        assert_eq!(guids(&p), ["push"]);
+        let mut pull = attempt(4, "pull", 50, 502);
+        pull.event = "pull_request".into();
+        let p = plan(&[ping, issues, attempt(3, "push", 60, 502), pull]);
+        assert_eq!(guids(&p), ["push", "pull"]);
     }
 
     #[test]
