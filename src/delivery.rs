@@ -250,19 +250,24 @@ impl<'a, P: Platform> Relay<'a, P> {
             .dispatch(central, &publish, &push, &delivery, facts, notes)
             .await;
         if let Ok((_, Some(record))) = &result {
-            self.remember(&keys, record);
-            // The record under the push (a copy under another delivery id finds it) and under the
-            // delivery id, which is all the sweeper knows of a delivery GitHub lists as failed: one that
-            // was dispatched but whose answer was lost must not be redelivered. Both after the response.
-            for key in &keys {
-                self.outbound.defer(KvWrite {
-                    key: key.clone(),
-                    value: record.clone(),
-                    ttl_seconds: Some(dedup::TTL_SECONDS),
-                });
-            }
+            self.record_dispatch(&keys, record);
         }
         result.map(|(stop, _)| stop)
+    }
+
+    /// Remembers an accepted dispatch in the isolate at once, and in KV after the response: under the
+    /// push or pull request head (a copy under another delivery id finds it) and under the delivery id,
+    /// which is all the sweeper knows of a delivery GitHub lists as failed: one that was dispatched but
+    /// whose answer was lost must not be redelivered.
+    fn record_dispatch(&self, keys: &[String; 2], record: &str) {
+        self.remember(keys, record);
+        for key in keys {
+            self.outbound.defer(KvWrite {
+                key: key.clone(),
+                value: record.to_string(),
+                ttl_seconds: Some(dedup::TTL_SECONDS),
+            });
+        }
     }
 
     /// The registry entry of an active repository. An inactive or unregistered one is answered 200
@@ -407,14 +412,7 @@ impl<'a, P: Platform> Relay<'a, P> {
         };
         let result = self.send(central, outgoing, facts, notes).await;
         if let Ok((_, Some(record))) = &result {
-            self.remember(&keys, record);
-            for key in &keys {
-                self.outbound.defer(KvWrite {
-                    key: key.clone(),
-                    value: record.clone(),
-                    ttl_seconds: Some(dedup::TTL_SECONDS),
-                });
-            }
+            self.record_dispatch(&keys, record);
         }
         result.map(|(stop, _)| stop)
     }
