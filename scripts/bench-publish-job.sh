@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bench (not a test): the publish job's own steps for one push of a typical package, without runner
-# start and without compiling (ci.yml builds the CLI once per commit). Everything runs on 127.0.0.1:
+# start and without compiling (publisher-binary.yml builds the CLI once per commit). Everything runs on 127.0.0.1:
 # a Verdaccio started here and stopped on exit, and a bare git repository standing in for GitHub.
 #
 # Timed, in the workflow's order:
