@@ -38,6 +38,7 @@ use crate::order;
 use crate::pack;
 use crate::reconcile::{manifest_blobs, Target};
 use crate::registry::{self, Registry};
+use crate::sweep;
 use crate::validate::{self, Validated};
 
 /// What a run remembers of a repository: its default branch, the head it read and the files of its
@@ -723,7 +724,6 @@ pub struct HealthArgs {
 
 const PROGRAM: &str = "upm-publisher health";
 const STATE_FILE: &str = "health.json";
-const ETAGS_FILE: &str = "etags.json";
 
 pub fn command(args: HealthArgs) -> ExitCode {
     let started = Instant::now();
@@ -770,21 +770,13 @@ pub fn command(args: HealthArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let mut state = State::default();
-    if let Some(dir) = &args.state_dir {
-        if let Err(e) = fs::create_dir_all(dir) {
-            return usage(format!("{}: {e}", dir.display()));
-        }
-        if let Ok(text) = fs::read_to_string(dir.join(STATE_FILE)) {
-            state = serde_json::from_str(&text).unwrap_or_else(|e| {
-                eprintln!("{PROGRAM}: ignoring the unreadable state file: {e}");
-                State::default()
-            });
-        }
-        if let Err(e) = heads.load_etags(&dir.join(ETAGS_FILE)) {
-            eprintln!("{PROGRAM}: ignoring the ETag cache: {e}");
-        }
-    }
+    let mut state = match &args.state_dir {
+        Some(dir) => match sweep::open_memory::<State>(dir, STATE_FILE, &heads, PROGRAM) {
+            Ok(state) => state,
+            Err(e) => return usage(e),
+        },
+        None => State::default(),
+    };
     state.repositories.retain(|key, _| {
         targets
             .iter()
@@ -834,13 +826,7 @@ pub fn command(args: HealthArgs) -> ExitCode {
         state.posted_week = Some(week.clone());
     }
     if let Some(dir) = &args.state_dir {
-        let written = serde_json::to_string(&state)
-            .map_err(|e| e.to_string())
-            .and_then(|text| fs::write(dir.join(STATE_FILE), text).map_err(|e| e.to_string()))
-            .and_then(|()| heads.save_etags(&dir.join(ETAGS_FILE)));
-        if let Err(e) = written {
-            eprintln!("{PROGRAM}: cannot save the state: {e}");
-        }
+        sweep::save_memory(dir, STATE_FILE, &state, &heads, PROGRAM);
     }
     if let Some(path) = &args.summary_file {
         job::append_summary(

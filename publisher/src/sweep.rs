@@ -394,14 +394,44 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn read_state(dir: &Path) -> State {
-    match fs::read_to_string(dir.join(STATE_FILE)) {
+/// A sweep's memory between runs, in `dir`: its state (`file`, JSON) and the heads client's ETag
+/// cache. A missing or damaged state only costs requests: the sweep starts afresh. `Err`: the
+/// directory cannot be made.
+pub fn open_memory<T: serde::de::DeserializeOwned + Default>(
+    dir: &Path,
+    file: &str,
+    heads: &GitHub,
+    program: &str,
+) -> Result<T, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let state = match fs::read_to_string(dir.join(file)) {
         Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-            // A damaged state only costs requests: start afresh.
-            eprintln!("upm-publisher reconcile: ignoring the unreadable state file: {e}");
-            State::new()
+            eprintln!("{program}: ignoring the unreadable state file: {e}");
+            T::default()
         }),
-        Err(_) => State::new(),
+        Err(_) => T::default(),
+    };
+    if let Err(e) = heads.load_etags(&dir.join(ETAGS_FILE)) {
+        eprintln!("{program}: ignoring the ETag cache: {e}");
+    }
+    Ok(state)
+}
+
+/// Keeps what [`open_memory`] reads for the next run; a failure is said, not fatal (the next run only
+/// asks GitHub again).
+pub fn save_memory<T: serde::Serialize>(
+    dir: &Path,
+    file: &str,
+    state: &T,
+    heads: &GitHub,
+    program: &str,
+) {
+    let written = serde_json::to_string_pretty(state)
+        .map_err(|e| e.to_string())
+        .and_then(|json| fs::write(dir.join(file), json).map_err(|e| e.to_string()))
+        .and_then(|()| heads.save_etags(&dir.join(ETAGS_FILE)));
+    if let Err(e) = written {
+        eprintln!("{program}: cannot save the state: {e}");
     }
 }
 
@@ -451,16 +481,13 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
 
-    let mut state = State::new();
-    if let Some(dir) = &args.state_dir {
-        if let Err(e) = fs::create_dir_all(dir) {
-            return usage(format!("{}: {e}", dir.display()));
-        }
-        state = read_state(dir);
-        if let Err(e) = heads.load_etags(&dir.join(ETAGS_FILE)) {
-            eprintln!("upm-publisher reconcile: ignoring the ETag cache: {e}");
-        }
-    }
+    let mut state = match &args.state_dir {
+        Some(dir) => match open_memory::<State>(dir, STATE_FILE, &heads, PROGRAM) {
+            Ok(state) => state,
+            Err(e) => return usage(e),
+        },
+        None => State::new(),
+    };
     prune(&mut state, &targets);
     let targets = order(targets, &state);
     let sweep_id = std::env::var("GITHUB_RUN_ID")
@@ -491,13 +518,7 @@ pub fn command(args: ReconcileArgs) -> ExitCode {
 
     let mut ok = true;
     if let Some(dir) = &args.state_dir {
-        let written = serde_json::to_string_pretty(&state)
-            .map_err(|e| e.to_string())
-            .and_then(|json| fs::write(dir.join(STATE_FILE), json).map_err(|e| e.to_string()))
-            .and_then(|()| heads.save_etags(&dir.join(ETAGS_FILE)));
-        if let Err(e) = written {
-            eprintln!("upm-publisher reconcile: cannot save the state: {e}");
-        }
+        save_memory(dir, STATE_FILE, &state, &heads, PROGRAM);
     }
     if let Some(path) = &args.summary_file {
         let text = summary(&swept.lines, swept.requests, swept.not_modified);
