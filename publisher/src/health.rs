@@ -22,9 +22,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::Problem;
-use crate::notify::{fit, AllowedMentions, Embed, Field, Message};
+use crate::notify::{Embed, Field, Message};
 use crate::reconcile::Target;
 use crate::summary::cell;
+use crate::validate;
 
 /// The branch every fix pull request comes from: one per repository, found again by its head, so a
 /// week's run updates the open one instead of opening another.
@@ -482,7 +483,7 @@ pub fn split_unity(text: &str) -> Option<String> {
     let mut parts = full.splitn(3, '.');
     let (major, minor, release) = (parts.next()?, parts.next()?, parts.next()?);
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
-    if !digits(major) || !digits(minor) || !is_unity_release(release) {
+    if !digits(major) || !digits(minor) || !validate::is_unity_release(release) {
         return None;
     }
     expected["unity"] = Value::String(format!("{major}.{minor}"));
@@ -501,16 +502,6 @@ pub fn split_unity(text: &str) -> Option<String> {
         &text[span.value_end..]
     );
     checked(edited, &expected)
-}
-
-fn is_unity_release(s: &str) -> bool {
-    let Some(letter) = s.find(|c: char| c.is_ascii_alphabetic()) else {
-        return false;
-    };
-    let (patch, rest) = s.split_at(letter);
-    let (kind, build) = rest.split_at(1);
-    let digits = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
-    digits(patch) && matches!(kind, "a" | "b" | "f" | "p" | "x") && digits(build)
 }
 
 fn join(dir: &str, path: &str) -> String {
@@ -853,6 +844,16 @@ pub fn healthy(lines: &[RepositoryHealth]) -> bool {
     lines.iter().all(|l| l.error.is_none() && l.problems() == 0)
 }
 
+/// One problem as the report and the Discord message show it: 🔧 when the fix pull request mends it.
+fn problem_text(f: &Finding) -> String {
+    format!(
+        "{}`{}` {}",
+        if f.fix { "🔧 " } else { "" },
+        f.field,
+        f.reason
+    )
+}
+
 fn pull_cell(pull: Option<&PullOutcome>) -> String {
     match pull {
         None => String::new(),
@@ -907,18 +908,7 @@ pub fn summary(
             continue;
         }
         for package in sick {
-            let problems: Vec<String> = package
-                .problems
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{}`{}` {}",
-                        if f.fix { "🔧 " } else { "" },
-                        f.field,
-                        f.reason
-                    )
-                })
-                .collect();
+            let problems: Vec<String> = package.problems.iter().map(problem_text).collect();
             let pull = if package.problems.iter().any(|f| f.fix) {
                 pull_cell(line.pull.as_ref())
             } else {
@@ -968,19 +958,8 @@ pub fn alert(week: &str, lines: &[RepositoryHealth], run_url: Option<&str>) -> O
         .iter()
         .take(5)
         .map(|(line, package)| {
-            let mut value: Vec<String> = package
-                .problems
-                .iter()
-                .take(3)
-                .map(|f| {
-                    format!(
-                        "{}`{}` {}",
-                        if f.fix { "🔧 " } else { "" },
-                        f.field,
-                        f.reason
-                    )
-                })
-                .collect();
+            let mut value: Vec<String> =
+                package.problems.iter().take(3).map(problem_text).collect();
             if package.problems.len() > 3 {
                 value.push(format!("…and {} more", package.problems.len() - 3));
             }
@@ -1035,11 +1014,7 @@ pub fn alert(week: &str, lines: &[RepositoryHealth], run_url: Option<&str>) -> O
         fields,
         footer: None,
     };
-    Some(Message {
-        username: "UPM Publisher".to_string(),
-        embeds: fit(vec![embed]),
-        allowed_mentions: AllowedMentions { parse: Vec::new() },
-    })
+    Some(Message::of(vec![embed]))
 }
 
 #[cfg(test)]

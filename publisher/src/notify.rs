@@ -31,6 +31,17 @@ pub struct Message {
     pub allowed_mentions: AllowedMentions,
 }
 
+impl Message {
+    /// The publisher's message of `embeds` (cut to Discord's limits by [`fit`]), pinging nobody.
+    pub fn of(embeds: Vec<Embed>) -> Message {
+        Message {
+            username: "UPM Publisher".to_string(),
+            embeds: fit(embeds),
+            allowed_mentions: AllowedMentions { parse: Vec::new() },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AllowedMentions {
     pub parse: Vec<String>,
@@ -344,11 +355,7 @@ pub fn build(report: &Report) -> Option<Message> {
             footer,
         });
     }
-    Some(Message {
-        username: "UPM Publisher".to_string(),
-        embeds: fit(embeds),
-        allowed_mentions: AllowedMentions { parse: Vec::new() },
-    })
+    Some(Message::of(embeds))
 }
 
 /// The URL to POST to: `?wait=true` makes Discord report errors in the body, `thread_id` posts into a

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::discover::{classify, normalise_path, skipped_dir_in, Shape};
 use crate::model::PackagePath;
-use crate::notify::{fit, AllowedMentions, Embed, Field, Message};
+use crate::notify::{Embed, Field, Message};
 use crate::validate::{check_name, check_version};
 
 /// One active repository of the registry file, and the branch that publishes (`None`: the default
@@ -456,11 +456,7 @@ pub fn alert(lines: &[(String, Line)], run_url: Option<&str>) -> Option<Message>
         fields,
         footer: None,
     };
-    Some(Message {
-        username: "UPM Publisher".to_string(),
-        embeds: fit(vec![embed]),
-        allowed_mentions: AllowedMentions { parse: Vec::new() },
-    })
+    Some(Message::of(vec![embed]))
 }
 
 const ORANGE: u32 = 0xFF_A5_00;

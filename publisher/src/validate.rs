@@ -215,7 +215,7 @@ pub fn check_version(version: &str) -> Result<semver::Version, String> {
 
 /// Unity's `unityRelease`: the patch number, the release kind (a alpha, b beta, f final, p patch, x
 /// experimental) and the build, e.g. `11f1`.
-fn is_unity_release(s: &str) -> bool {
+pub fn is_unity_release(s: &str) -> bool {
     let Some(letter) = s.find(|c: char| c.is_ascii_alphabetic()) else {
         return false;
     };
