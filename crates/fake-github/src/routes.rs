@@ -531,18 +531,7 @@ fn route(state: &mut State, request: &Request, segs: &[&str], now: i64) -> Respo
         ("GET", ["_fake", "workflow_dispatches"]) => {
             Response::json(200, json!(state.workflow_dispatches))
         }
-        ("GET", ["orgs", org, "actions", "runners"]) => {
-            let runners: Vec<&SelfHostedRunner> = state
-                .runners
-                .iter()
-                .filter(|r| {
-                    r.org
-                        .as_deref()
-                        .is_some_and(|o| o.eq_ignore_ascii_case(org))
-                })
-                .collect();
-            runners_json(&runners)
-        }
+        ("GET", ["orgs", org, "actions", "runners"]) => runners_json(&org_runners(state, org)),
         ("POST", ["_fake", "faults"]) => match serde_json::from_slice::<Fault>(&request.body) {
             Ok(fault) => {
                 state.faults.push(fault);
@@ -727,6 +716,19 @@ fn workflow_dispatch(
 }
 
 /// "List self-hosted runners": labels as objects, as GitHub lists them.
+/// The runners registered on an organization (not on one of its repositories).
+pub(crate) fn org_runners<'s>(state: &'s State, org: &str) -> Vec<&'s SelfHostedRunner> {
+    state
+        .runners
+        .iter()
+        .filter(|r| {
+            r.org
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case(org))
+        })
+        .collect()
+}
+
 pub(crate) fn runners_json(runners: &[&SelfHostedRunner]) -> Response {
     let list: Vec<Value> = runners
         .iter()

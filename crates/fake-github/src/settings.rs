@@ -5,7 +5,9 @@
 
 use serde_json::{json, Value};
 
-use crate::routes::{not_found, page_params, paged, query_param, runners_json, Response};
+use crate::routes::{
+    not_found, org_runners, page_params, paged, query_param, runners_json, Response,
+};
 use crate::state::{OrgItem, Repo, RunnerGroup, SelfHostedRunner, State};
 
 /// Whether `segs` is one of the endpoints this module answers (GET only).
@@ -159,14 +161,8 @@ pub fn route(state: &State, segs: &[&str], query: &str) -> Response {
                 return not_found();
             };
             let default_id = groups.iter().find(|g| g.default).map(|g| g.id);
-            let runners: Vec<&SelfHostedRunner> = state
-                .runners
-                .iter()
-                .filter(|r| {
-                    r.org
-                        .as_deref()
-                        .is_some_and(|o| o.eq_ignore_ascii_case(org))
-                })
+            let runners: Vec<&SelfHostedRunner> = org_runners(state, org)
+                .into_iter()
                 .filter(|r| r.runner_group_id.or(default_id) == Some(group.id))
                 .collect();
             runners_json(&runners)
