@@ -155,6 +155,7 @@ mod tests {
         assert_eq!(scope_of("com.studio.tools.core"), "com.studio");
         assert_eq!(scope_of("@studio/tool"), "@studio");
         assert_eq!(scope_of("ab"), "ab");
+        assert_eq!(scope_of("tool"), "tool");
     }
 
     #[test]
